@@ -1,0 +1,1 @@
+"""Plugins bundled with sophonfog-bridge; each registers through the entry-point group."""

@@ -1,0 +1,38 @@
+"""sophonfog-bridge: SophonFog / SE3 face-recognition events for Home Assistant and doors."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("sophonfog-bridge")
+except PackageNotFoundError:  # running from a checkout that was never installed
+    __version__ = "0.0.0"
+
+from .dispatcher import Delivery, RetryLater
+from .event import (
+    BoxStatus,
+    DecisionResult,
+    DeviceType,
+    DoorDecision,
+    Event,
+    EventKind,
+    FaceRect,
+    PersonType,
+    SubDevice,
+)
+from .hookspecs import hookimpl
+
+__all__ = [
+    "BoxStatus",
+    "DecisionResult",
+    "Delivery",
+    "DeviceType",
+    "DoorDecision",
+    "Event",
+    "EventKind",
+    "FaceRect",
+    "PersonType",
+    "RetryLater",
+    "SubDevice",
+    "__version__",
+    "hookimpl",
+]

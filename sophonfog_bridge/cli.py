@@ -1,0 +1,191 @@
+"""The `sophonfog-bridge` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from typing import Any
+
+from . import __version__, samples
+from .config import ConfigError, read_file
+
+log = logging.getLogger("sophonfog_bridge")
+
+
+def _plugin_specs(values: Sequence[str]) -> dict[str, str]:
+    """`--plugin name=module:attr` options plus SOPHONFOG_BRIDGE_PLUGINS (comma-separated)."""
+    items = [*filter(None, os.environ.get("SOPHONFOG_BRIDGE_PLUGINS", "").split(",")), *values]
+    specs = {}
+    for item in items:
+        name, sep, spec = item.strip().partition("=")
+        if not sep or not name or not spec:
+            raise SystemExit(f"--plugin {item!r}: use NAME=module:attr")
+        specs[name] = spec
+    return specs
+
+
+def _build_bridge(args: argparse.Namespace):
+    from .bridge import Bridge
+    from .host import build_host
+
+    data, source = read_file(args.config)
+    host = build_host(specs=_plugin_specs(args.plugin))
+    return Bridge(data, host=host, source=source)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .server import serve
+
+    bridge = _build_bridge(args)
+    level = args.log_level or bridge.config["log_level"]
+    logging.getLogger().setLevel(level)
+    serve(bridge)
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    bridge = _build_bridge(args)
+    resolved = {**bridge.config, "plugins": bridge.plugin_configs}
+    if resolved["http"].get("token"):
+        resolved["http"] = {**resolved["http"], "token": "***"}
+    print(json.dumps(resolved, indent=2, ensure_ascii=False, default=str))
+    bridge.spool.close()
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from .host import build_host
+
+    host = build_host(specs=_plugin_specs(args.plugin))
+    data, _ = read_file(args.config)
+    sections = data.get("plugins") or {}
+    rows = host.describe()
+    for row in rows:
+        section = sections.get(row["name"]) or {}
+        default = row["name"] != "door_relay"
+        row["enabled"] = row["loaded"] and bool(section.get("enabled", default))
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        state = "enabled" if row["enabled"] else ("FAILED" if row["error"] else "disabled")
+        print(f"{row['name']:<16} {row['version'] or '-':<10} {state:<9} {row['source']}")
+        if row["error"]:
+            print(f"    error: {row['error']}")
+        elif row["hooks"]:
+            print(f"    hooks: {', '.join(row['hooks'])}")
+    return 0
+
+
+def cmd_send_test_event(args: argparse.Namespace) -> int:
+    payload = samples.event_payload(
+        args.shape,
+        person_type=args.person_type,
+        device_type=args.device_type,
+        identity_id=args.identity_id,
+        identity_name=args.identity_name,
+        score=args.score,
+        ep_id=args.ep_id,
+    )
+    url = args.url
+    if args.shape == "history" and url.endswith("/RealTimeEvent"):
+        url = url[: -len("/RealTimeEvent")] + "/EventServer/api/SophonFogHistoryEvent"
+    if args.form:
+        body, content_type = _encode_multipart(samples.as_form(payload))
+    else:
+        body, content_type = json.dumps(payload).encode(), "application/json"
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": content_type}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            print(response.status, response.read().decode())
+            return 0
+    except urllib.error.HTTPError as err:
+        print(err.code, err.read().decode(), file=sys.stderr)
+        return 1
+    except OSError as err:
+        print(f"cannot reach {url}: {err}", file=sys.stderr)
+        return 1
+
+
+def _encode_multipart(fields: dict[str, str]) -> tuple[bytes, str]:
+    import uuid
+
+    boundary = uuid.uuid4().hex
+    parts = []
+    for name, value in fields.items():
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+        )
+    parts.append(f"--{boundary}--\r\n")
+    return "".join(parts).encode("utf-8"), f"multipart/form-data; boundary={boundary}"
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="sophonfog-bridge",
+        description="SophonFog / SE3 face-recognition events to MQTT, Home Assistant, doors.",
+    )
+    top.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    top.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sub = top.add_subparsers(dest="command", required=True)
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--config", "-c", help="YAML config file (default: sophonfog-bridge.yaml)")
+        p.add_argument(
+            "--plugin",
+            action="append",
+            default=[],
+            metavar="NAME=module:attr",
+            help="load an extra plugin by import path (repeatable)",
+        )
+        return p
+
+    with_config(sub.add_parser("run", help="receive events and run the plugins"))
+    with_config(sub.add_parser("check-config", help="print the resolved config or the error"))
+    p = with_config(sub.add_parser("plugins", help="list discovered plugins"))
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("send-test-event", help="post a realistic event like a box does")
+    p.add_argument("--url", default="http://127.0.0.1:9528/RealTimeEvent")
+    p.add_argument("--shape", choices=samples.SHAPES, default="v2r2")
+    p.add_argument("--person-type", choices=list(samples.PERSON_CODES), default="employee")
+    p.add_argument("--device-type", choices=list(samples.DEVICE_CODES), default="gate")
+    p.add_argument("--identity-id", default="10001")
+    p.add_argument("--identity-name", default="小明")
+    p.add_argument("--score", type=float, default=0.92)
+    p.add_argument("--ep-id", default="AKOPKKKKK__192.168.1.101")
+    p.add_argument("--form", action="store_true", help="send multipart form-data")
+    return top
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "check-config": cmd_check_config,
+    "plugins": cmd_plugins,
+    "send-test-event": cmd_send_test_event,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> Any:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level or "INFO",
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as err:
+        print(f"config error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""The YAML config: defaults for every key, `!env VAR` for secrets, precise errors.
+
+The core validates its own keys; each plugin's section is validated by the schema the
+plugin returns from its `config_schema` hook, with `enabled` added by the core.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import voluptuous as vol
+import yaml
+
+DEFAULT_FILE = "sophonfog-bridge.yaml"
+# Bundled plugins that must be switched on explicitly: opening doors is never a default.
+OFF_BY_DEFAULT = {"door_relay"}
+
+
+class ConfigError(ValueError):
+    """The config cannot be used; the message names the file, the key and the problem."""
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _env(loader: yaml.SafeLoader, node: yaml.Node) -> str:
+    spec = loader.construct_scalar(node)
+    name, _, default = str(spec).partition(" ")
+    value = os.environ.get(name, default or None)
+    if value is None:
+        raise ConfigError(f"!env {name}: the environment variable is not set")
+    return value
+
+
+_Loader.add_constructor("!env", _env)
+
+
+def Cidr(value: Any) -> str:
+    try:
+        return str(ipaddress.ip_network(str(value), strict=False))
+    except ValueError:
+        raise vol.Invalid(f"not an IP address or CIDR network: {value!r}") from None
+
+
+def RoutePath(value: Any) -> str:
+    text = str(value)
+    if not text.startswith("/") or any(c in text for c in "<>? #"):
+        raise vol.Invalid(f"not a plain URL path: {value!r}")
+    return text
+
+
+Port = vol.All(vol.Coerce(int), vol.Range(min=1, max=65535))
+Positive = vol.All(vol.Coerce(float), vol.Range(min=0, min_included=False))
+
+HTTP_SCHEMA = vol.Schema(
+    {
+        vol.Optional("host", default="0.0.0.0"): str,
+        vol.Optional("port", default=9528): Port,
+        vol.Optional("max_body_mb", default=16): Positive,
+        vol.Optional("max_image_kb", default=4096): vol.All(vol.Coerce(int), vol.Range(min=1)),
+        vol.Optional("token", default=None): vol.Any(None, vol.All(str, vol.Length(min=8))),
+        vol.Optional("allowed_sources", default=list): [Cidr],
+        vol.Optional("trusted_proxies", default=list): [Cidr],
+        vol.Optional("threads", default=8): vol.All(vol.Coerce(int), vol.Range(min=1, max=64)),
+        vol.Optional("max_in_flight", default=64): vol.All(vol.Coerce(int), vol.Range(min=1)),
+        vol.Optional("client_timeout_s", default=10): Positive,
+        vol.Optional("realtime_paths", default=list): [RoutePath],
+        vol.Optional("history_paths", default=list): [RoutePath],
+        vol.Optional("status_paths", default=list): [RoutePath],
+    }
+)
+
+SPOOL_SCHEMA = vol.Schema(
+    {
+        vol.Optional("path", default="data/spool"): str,
+        vol.Optional("fsync", default=False): bool,
+        vol.Optional("max_mb", default=1024): Positive,
+        vol.Optional("max_age_h", default=168): Positive,
+        vol.Optional("segment_mb", default=64): Positive,
+        vol.Optional("dedup_window_s", default=600): vol.All(vol.Coerce(float), vol.Range(min=0)),
+        vol.Optional("dedup_max", default=100_000): vol.All(vol.Coerce(int), vol.Range(min=1)),
+    }
+)
+
+CONFIG_SCHEMA = vol.Schema(
+    {
+        vol.Optional("bridge_id", default="sophonfog"): vol.All(
+            str, vol.Match(r"^[a-z0-9_-]{1,40}$", msg="use 1-40 of a-z 0-9 _ -")
+        ),
+        vol.Optional("threshold", default=0.0): vol.All(vol.Coerce(float), vol.Range(min=0, max=1)),
+        vol.Optional("log_level", default="INFO"): vol.All(
+            vol.Upper, vol.In(["DEBUG", "INFO", "WARNING", "ERROR"])
+        ),
+        vol.Optional("http", default=dict): HTTP_SCHEMA,
+        vol.Optional("spool", default=dict): SPOOL_SCHEMA,
+        vol.Optional("plugins", default=dict): vol.Schema({str: vol.Any(None, dict)}),
+    }
+)
+
+
+def _where(err: vol.Invalid, prefix: str = "") -> str:
+    path = ".".join(str(p) for p in (prefix, *err.path) if p != "")
+    message = err.error_message
+    if message == "extra keys not allowed":
+        message = "unknown key"
+    return f"{path or '(top)'}: {message}"
+
+
+def read_file(path: str | os.PathLike | None) -> tuple[dict[str, Any], str]:
+    """The raw YAML mapping and where it came from (defaults if there is no file)."""
+    if path is None:
+        path = os.environ.get("SOPHONFOG_BRIDGE_CONFIG")
+        if path is None and Path(DEFAULT_FILE).exists():
+            path = DEFAULT_FILE
+    if path is None:
+        return {}, "(defaults)"
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.load(handle, Loader=_Loader)
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    return data, str(path)
+
+
+def validate_core(data: Mapping[str, Any], source: str = "(config)") -> dict[str, Any]:
+    try:
+        return CONFIG_SCHEMA(dict(data))
+    except vol.MultipleInvalid as err:
+        raise ConfigError("; ".join(f"{source}: {_where(e)}" for e in err.errors)) from None
+
+
+def plugin_schema(name: str, schema: Any) -> vol.Schema:
+    """The plugin's schema plus `enabled`; unknown keys are errors that name the key."""
+    if schema is None:
+        schema = vol.Schema({})
+    if not isinstance(schema, vol.Schema):
+        schema = vol.Schema(schema)
+    keys = {str(k) for k in schema.schema} if isinstance(schema.schema, dict) else set()
+    if "enabled" not in keys and isinstance(schema.schema, dict):
+        schema = schema.extend(
+            {vol.Optional("enabled", default=name not in OFF_BY_DEFAULT): bool},
+            extra=vol.PREVENT_EXTRA,
+        )
+    return schema
+
+
+def validate_plugin(name: str, schema: Any, section: Any, source: str) -> dict[str, Any]:
+    try:
+        return plugin_schema(name, schema)(section or {})
+    except vol.MultipleInvalid as err:
+        raise ConfigError(
+            "; ".join(f"{source}: {_where(e, f'plugins.{name}')}" for e in err.errors)
+        ) from None

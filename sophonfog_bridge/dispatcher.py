@@ -1,0 +1,216 @@
+"""One worker per plugin: read the spool from the plugin's cursor, deliver, retry, back off.
+
+A plugin that raises RetryLater (its broker is down) is called again with the same record
+after a backoff, for as long as it takes; records behind it wait, so order is kept. Any
+other exception is a failed delivery: retried a few times, then logged and skipped. The
+cursor moves only after the plugin returns, so at most the one record in flight is
+delivered twice after a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .event import MODELS
+from .spool import Record, Spool
+
+if TYPE_CHECKING:
+    from .host import PluginHost
+
+log = logging.getLogger(__name__)
+
+HOOK_FOR_KIND = {
+    "event": "handle_event",
+    "box_status": "handle_box_status",
+    "door_decision": "handle_door_decision",
+}
+ARGUMENT_FOR_KIND = {"event": "event", "box_status": "status", "door_decision": "decision"}
+FAILED_ATTEMPTS = 3
+
+
+class RetryLater(Exception):
+    """Raised by a plugin that cannot take the record now; it gets the same record again."""
+
+    def __init__(self, reason: str = "", after: float | None = None):
+        super().__init__(reason)
+        self.after = after
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """How this record reaches the plugin.
+
+    `live` is true only for a record accepted by this run of the bridge, on its first
+    attempt: a replay after a restart or a retry is never live. Doors open only on live.
+    """
+
+    seq: int
+    attempt: int
+    live: bool
+    plugin: str
+
+
+@dataclass
+class PluginStats:
+    delivered: int = 0
+    failed: int = 0
+    retries: int = 0
+    state: str = "ok"
+    last_error: str | None = None
+    last_error_at: float | None = None
+    cursor: int = 0
+
+
+class Worker(threading.Thread):
+    """Delivers spool records to one plugin, in order, at that plugin's pace."""
+
+    def __init__(self, name: str, host: PluginHost, spool: Spool, bridge: Any, metrics: Any):
+        super().__init__(name=f"plugin-{name}", daemon=True)
+        self.plugin = name
+        self.host = host
+        self.spool = spool
+        self.bridge = bridge
+        self.metrics = metrics
+        self.cursor = spool.cursor(name)
+        self.stats = PluginStats(cursor=self.cursor.value)
+        self.backoff_max = 30.0
+        self._stop_event = threading.Event()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+    def run(self) -> None:
+        reader = self.spool.reader(self.cursor.value)
+        try:
+            while not self._stop_event.is_set():
+                record = reader.next(timeout=0.5)
+                if record is not None:
+                    self._deliver(record)
+        finally:
+            reader.close()
+
+    def _deliver(self, record: Record) -> None:
+        hook = HOOK_FOR_KIND.get(record.kind)
+        impl = self.host.impl(self.plugin, hook) if hook else None
+        if impl is not None:
+            model = MODELS[record.kind].from_parts(record.meta, record.blobs)
+            if not self._call_until_done(impl, record, model):
+                return  # stopped while retrying: the record stays due
+        self.cursor.commit(record.seq)
+        self.stats.cursor = record.seq
+
+    def _call_until_done(self, impl: Any, record: Record, model: Any) -> bool:
+        """True once the record is done with (delivered or given up on)."""
+        attempt, backoff = 0, 0.5
+        while not self._stop_event.is_set():
+            attempt += 1
+            delivery = Delivery(
+                seq=record.seq,
+                attempt=attempt,
+                live=attempt == 1 and record.seq > self.spool.boot_seq,
+                plugin=self.plugin,
+            )
+            kwargs = {
+                ARGUMENT_FOR_KIND[record.kind]: model,
+                "delivery": delivery,
+                "bridge": self.bridge,
+            }
+            try:
+                impl.function(*[kwargs[a] for a in impl.argnames])
+            except RetryLater as signal:
+                wait = signal.after if signal.after is not None else backoff
+                self._note_problem("retrying", f"retry later: {signal}", record)
+                self.metrics.plugin_retry(self.plugin)
+                self.stats.retries += 1
+                backoff = min(backoff * 2, self.backoff_max)
+                self._stop_event.wait(min(wait, self.backoff_max))
+                continue
+            except Exception as err:
+                self._note_problem("failing", f"{type(err).__name__}: {err}", record)
+                log.exception(
+                    "plugin %s failed on %s %s (attempt %d)",
+                    self.plugin,
+                    record.kind,
+                    _record_name(record),
+                    attempt,
+                )
+                if attempt >= FAILED_ATTEMPTS:
+                    log.error(
+                        "plugin %s: giving up on %s %s after %d attempts",
+                        self.plugin,
+                        record.kind,
+                        _record_name(record),
+                        attempt,
+                    )
+                    self.stats.failed += 1
+                    self.metrics.plugin_failure(self.plugin)
+                    return True
+                self.stats.retries += 1
+                self.metrics.plugin_retry(self.plugin)
+                self._stop_event.wait(backoff)
+                backoff = min(backoff * 2, self.backoff_max)
+                continue
+            self.stats.delivered += 1
+            self.stats.state = "ok"
+            self.metrics.plugin_delivery(self.plugin)
+            return True
+        return False
+
+    def _note_problem(self, state: str, message: str, record: Record) -> None:
+        if self.stats.state != state or self.stats.last_error != message:
+            log.warning("plugin %s: %s (%s)", self.plugin, message, _record_name(record))
+        self.stats.state = state
+        self.stats.last_error = message
+        self.stats.last_error_at = time.time()
+
+
+def _record_name(record: Record) -> str:
+    return str(record.meta.get("event_id") or record.meta.get("box") or f"#{record.seq}")
+
+
+class Dispatcher:
+    """Starts and stops one Worker per plugin that handles spooled records."""
+
+    def __init__(self, host: PluginHost, spool: Spool, bridge: Any, metrics: Any):
+        self.host = host
+        self.spool = spool
+        self.workers: dict[str, Worker] = {}
+        for name in host.names():
+            if any(host.impl(name, hook) for hook in HOOK_FOR_KIND.values()):
+                self.workers[name] = Worker(name, host, spool, bridge, metrics)
+        self._gc_stop = threading.Event()
+        self._gc = threading.Thread(target=self._collect_loop, name="spool-gc", daemon=True)
+
+    def start(self) -> None:
+        for worker in self.workers.values():
+            worker.start()
+        self._gc.start()
+
+    def _collect_loop(self) -> None:
+        while not self._gc_stop.wait(5.0):
+            try:
+                self.spool.collect()
+            except OSError:
+                log.exception("spool: cleanup failed")
+
+    def backlog(self, name: str) -> int:
+        return self.spool.last_seq - self.workers[name].cursor.value
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._gc_stop.set()
+        for worker in self.workers.values():
+            worker.stop()
+        deadline = time.monotonic() + timeout
+        for worker in self.workers.values():
+            worker.join(max(0.0, deadline - time.monotonic()))
+            if worker.is_alive():
+                log.warning(
+                    "plugin %s still busy at shutdown; its record stays spooled", worker.plugin
+                )
+
+    def drained(self) -> bool:
+        return all(w.cursor.value >= self.spool.last_seq for w in self.workers.values())

@@ -1,0 +1,267 @@
+"""The models every plugin sees: a face event, a box heartbeat, a door decision.
+
+They are built once, at the receiver, and never change afterwards. Each model turns
+itself into spool parts (a JSON-safe dict plus named binary blobs) and back, so the
+spool never has to know what it stores.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, ClassVar
+
+IMAGE_FIELDS = ("reg_pic", "spot_pic", "face_pic")
+
+
+class PersonType(str, enum.Enum):
+    EMPLOYEE = "employee"
+    VISITOR = "visitor"
+    BLACKLIST = "blacklist"
+    STRANGER = "stranger"
+    VIP = "vip"
+
+
+class DeviceType(str, enum.Enum):
+    GATE = "gate"
+    SNAPSHOT_CAMERA = "snapshot_camera"
+    IPC_STATIC = "ipc_static"
+    IPC_DYNAMIC = "ipc_dynamic"
+    ACCESS_CONTROL = "access_control"
+    UNKNOWN = "unknown"
+
+
+class EventKind(str, enum.Enum):
+    REALTIME = "realtime"
+    HISTORY = "history"
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _parse_iso(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class _Model:
+    """Shared spool round-trip for the frozen dataclasses below."""
+
+    record_kind: ClassVar[str]
+    _datetimes: ClassVar[tuple[str, ...]] = ()
+    _enums: ClassVar[Mapping[str, type[enum.Enum]]] = {}
+    _blobs: ClassVar[tuple[str, ...]] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe view without images: what MQTT, syslog and webhooks publish."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            if f.name in self._blobs or f.name == "raw":
+                continue
+            out[f.name] = _plain(getattr(self, f.name))
+        return out
+
+    def to_parts(self) -> tuple[dict[str, Any], dict[str, bytes]]:
+        meta: dict[str, Any] = {}
+        blobs: dict[str, bytes] = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if f.name in self._blobs:
+                if value is not None:
+                    blobs[f.name] = value
+            else:
+                meta[f.name] = _plain(value)
+        return meta, blobs
+
+    @classmethod
+    def from_parts(cls, meta: Mapping[str, Any], blobs: Mapping[str, bytes]):
+        kwargs = dict(meta)
+        for name in cls._datetimes:
+            if kwargs.get(name) is not None:
+                kwargs[name] = _parse_iso(kwargs[name])
+        for name, enum_type in cls._enums.items():
+            kwargs[name] = enum_type(kwargs[name])
+        for name in cls._blobs:
+            kwargs[name] = blobs.get(name)
+        return cls._revive(kwargs)
+
+    @classmethod
+    def _revive(cls, kwargs: dict[str, Any]):
+        return cls(**kwargs)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return _iso(value)
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return value.to_dict()  # type: ignore[union-attr]
+    return value
+
+
+@dataclass(frozen=True)
+class FaceRect:
+    """Face box in scene-photo pixels, as the capture device reported it."""
+
+    left: int
+    top: int
+    right: int
+    bottom: int
+
+    def to_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Event(_Model):
+    """One recognised face, normalised from whatever shape the box sent."""
+
+    record_kind: ClassVar[str] = "event"
+    _datetimes: ClassVar[tuple[str, ...]] = ("timestamp", "received_at")
+    _enums: ClassVar[Mapping[str, type[enum.Enum]]] = {
+        "kind": EventKind,
+        "person_type": PersonType,
+        "device_type": DeviceType,
+    }
+    _blobs: ClassVar[tuple[str, ...]] = IMAGE_FIELDS
+
+    event_id: str
+    kind: EventKind
+    identity_id: str
+    identity_name: str
+    group_name: str
+    score: float
+    timestamp: datetime
+    person_type: PersonType
+    device_type: DeviceType
+    device: str
+    ep_id: str | None = None
+    device_ip: str | None = None
+    box: str | None = None
+    reg_pic: bytes | None = field(default=None, repr=False)
+    spot_pic: bytes | None = field(default=None, repr=False)
+    face_pic: bytes | None = field(default=None, repr=False)
+    face_rect: FaceRect | None = None
+    face_quality: Mapping[str, Any] = field(default_factory=dict)
+    identity_info: Mapping[str, Any] = field(default_factory=dict)
+    ext_data: Mapping[str, Any] = field(default_factory=dict)
+    want_action: str | None = None
+    received_at: datetime = field(default_factory=utcnow)
+    warnings: tuple[str, ...] = ()
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def is_live(self) -> bool:
+        """True for real-time events; history events must never trigger actions."""
+        return self.kind is EventKind.REALTIME
+
+    @property
+    def short_id(self) -> str:
+        return self.event_id[:8]
+
+    def age_s(self, now: datetime | None = None) -> float:
+        """Seconds between the box's timestamp and now (negative if the box clock runs ahead)."""
+        return ((now or utcnow()) - self.timestamp).total_seconds()
+
+    @classmethod
+    def _revive(cls, kwargs: dict[str, Any]) -> Event:
+        rect = kwargs.get("face_rect")
+        if rect is not None:
+            kwargs["face_rect"] = FaceRect(**rect)
+        kwargs["warnings"] = tuple(kwargs.get("warnings", ()))
+        return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class SubDevice:
+    """A capture device (camera, gate, access-control panel) behind a box."""
+
+    ep_id: str
+    name: str = ""
+    ip: str | None = None
+    online: bool = False
+    location: str = ""
+    device_type: DeviceType = DeviceType.UNKNOWN
+    url: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: _plain(v) for k, v in dataclasses.asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class BoxStatus(_Model):
+    """A box heartbeat (`DeviceStatus`): the box's health and its capture devices."""
+
+    record_kind: ClassVar[str] = "box_status"
+    _datetimes: ClassVar[tuple[str, ...]] = ("received_at",)
+
+    box: str
+    name: str = ""
+    ip: str | None = None
+    online: bool = True
+    sw_version: str | None = None
+    sdk_version: str | None = None
+    mac: str | None = None
+    cpu_usage: float | None = None
+    memory_size_gb: float | None = None
+    memory_usage: float | None = None
+    disk_size_gb: float | None = None
+    disk_free_gb: float | None = None
+    temperature: float | None = None
+    sub_devices: tuple[SubDevice, ...] = ()
+    received_at: datetime = field(default_factory=utcnow)
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def _revive(cls, kwargs: dict[str, Any]) -> BoxStatus:
+        kwargs["sub_devices"] = tuple(
+            SubDevice(**{**d, "device_type": DeviceType(d["device_type"])})
+            for d in kwargs.get("sub_devices", ())
+        )
+        return cls(**kwargs)
+
+
+class DecisionResult(str, enum.Enum):
+    OPEN = "open"
+    DENY = "deny"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class DoorDecision(_Model):
+    """What a door did about an event or a remote command, and why.
+
+    The door plugin announces these through the bridge; every plugin that implements
+    `handle_door_decision` receives them from the spool like events.
+    """
+
+    record_kind: ClassVar[str] = "door_decision"
+    _datetimes: ClassVar[tuple[str, ...]] = ("decided_at",)
+    _enums: ClassVar[Mapping[str, type[enum.Enum]]] = {"decision": DecisionResult}
+
+    door: str
+    decision: DecisionResult
+    reason: str
+    rule: str = ""
+    source: str = "event"
+    event_id: str | None = None
+    identity_id: str | None = None
+    identity_name: str | None = None
+    person_type: str | None = None
+    device: str | None = None
+    score: float | None = None
+    decided_at: datetime = field(default_factory=utcnow)
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+
+MODELS: dict[str, type[_Model]] = {m.record_kind: m for m in (Event, BoxStatus, DoorDecision)}

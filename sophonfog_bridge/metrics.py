@@ -1,0 +1,74 @@
+"""Prometheus metrics for one bridge, in its own registry so two bridges never mix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+ACK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+class Metrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.received = Counter(
+            "sophonfog_requests", "POSTs received, by route kind", ["route"], registry=r
+        )
+        self.accepted = Counter(
+            "sophonfog_records_accepted", "Records accepted into the spool", ["kind"], registry=r
+        )
+        self.rejected = Counter(
+            "sophonfog_requests_rejected", "Requests answered with an error", ["reason"], registry=r
+        )
+        self.dropped = Counter(
+            "sophonfog_events_dropped",
+            "Valid events answered 200 but not spooled",
+            ["reason"],
+            registry=r,
+        )
+        self.deliveries = Counter(
+            "sophonfog_plugin_deliveries", "Records a plugin finished", ["plugin"], registry=r
+        )
+        self.failures = Counter(
+            "sophonfog_plugin_failures", "Records a plugin gave up on", ["plugin"], registry=r
+        )
+        self.retries = Counter(
+            "sophonfog_plugin_retries", "Delivery attempts repeated", ["plugin"], registry=r
+        )
+        self.backlog = Gauge(
+            "sophonfog_plugin_backlog",
+            "Spooled records a plugin has yet to finish",
+            ["plugin"],
+            registry=r,
+        )
+        self.spool_depth = Gauge(
+            "sophonfog_spool_depth", "Records the slowest plugin has yet to finish", registry=r
+        )
+        self.ack_latency = Histogram(
+            "sophonfog_ack_seconds",
+            "Time from request start to answer",
+            buckets=ACK_BUCKETS,
+            registry=r,
+        )
+        self.door_decisions = Counter(
+            "sophonfog_door_decisions", "Door decisions by result", ["door", "decision"], registry=r
+        )
+
+    def plugin_delivery(self, plugin: str) -> None:
+        self.deliveries.labels(plugin).inc()
+
+    def plugin_failure(self, plugin: str) -> None:
+        self.failures.labels(plugin).inc()
+
+    def plugin_retry(self, plugin: str) -> None:
+        self.retries.labels(plugin).inc()
+
+    def render(self, refresh: Any = None) -> bytes:
+        if refresh is not None:
+            refresh(self)
+        return generate_latest(self.registry)

@@ -1,0 +1,56 @@
+"""Serving the app with waitress, and stopping cleanly on SIGTERM / SIGINT."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import TYPE_CHECKING
+
+from waitress.server import create_server
+
+from .app import create_app
+
+if TYPE_CHECKING:
+    from .bridge import Bridge
+
+log = logging.getLogger(__name__)
+
+
+def serve(bridge: Bridge) -> None:
+    """Run until SIGTERM or SIGINT; then stop accepting, let workers finish, stop plugins."""
+    http = bridge.config["http"]
+    limit = int(http["max_body_mb"] * (1 << 20))
+    app = create_app(bridge)
+    server = create_server(
+        app,
+        host=http["host"],
+        port=http["port"],
+        threads=http["threads"],
+        connection_limit=http["max_in_flight"],
+        channel_timeout=http["client_timeout_s"],
+        # Bodies up to twice our limit reach the app, which answers 413 in JSON; beyond
+        # that waitress refuses them itself before buffering gigabytes.
+        max_request_body_size=2 * limit + (1 << 20),
+        ident="sophonfog-bridge",
+        clear_untrusted_proxy_headers=False,
+    )
+    bridge.start()
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame) -> None:
+        if not stopping.is_set():
+            stopping.set()
+            log.info("signal %d: stopping", signum)
+            # waitress's loop ends on SystemExit and then waits for requests in flight.
+            raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log.info("listening on http://%s:%s", http["host"], server.effective_port)
+    try:
+        server.run()
+    finally:
+        server.close()
+        bridge.stop()
+        log.info("stopped")

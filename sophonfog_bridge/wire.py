@@ -1,0 +1,472 @@
+"""Every payload shape a SophonFog / SE3 box sends, turned into the event models.
+
+Firmware V2R1 puts person_type, device_type, ep_id and spot_pic at the top level, V2R2 and
+later move them into `ext_data`, history events add `want_action` and `dev_sno`, platform
+pushes add `device_id` and `identity_info`, and the V6 websocket record renames most fields.
+Form-data bodies carry the same keys as text, with nested dicts as JSON text.
+
+Bad identity or timestamp data rejects the request (`WireError`, answered 400). A bad
+image only drops that image: the event is worth more than its photo.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import math
+import re
+from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import voluptuous as vol
+
+from .event import (
+    BoxStatus,
+    DeviceType,
+    Event,
+    EventKind,
+    FaceRect,
+    PersonType,
+    SubDevice,
+    utcnow,
+)
+
+MAX_TEXT = 256
+MAX_NESTING = 8
+# Anything before this is a box with an unset clock, anything far ahead is garbage.
+EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+LATEST_AHEAD = timedelta(days=366)
+
+PERSON_CODES = {
+    "1": PersonType.EMPLOYEE,
+    "2": PersonType.VISITOR,
+    "3": PersonType.BLACKLIST,
+    "4": PersonType.STRANGER,
+    "5": PersonType.VIP,
+}
+DEVICE_CODES = {
+    "0": DeviceType.GATE,
+    "1": DeviceType.SNAPSHOT_CAMERA,
+    "2": DeviceType.IPC_STATIC,
+    "3": DeviceType.IPC_DYNAMIC,
+    "4": DeviceType.ACCESS_CONTROL,
+}
+DICT_FIELDS = (
+    "ext_data",
+    "identity_info",
+    "grab_fiqa_info",
+    "box_fiqa_info",
+    "recognize_face_attr",
+    "gateway_ext_data",
+    "sub_devices",
+)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_DATA_URI = re.compile(rb"^data:image/[a-zA-Z0-9.+-]+;base64,")
+_WHITESPACE = re.compile(rb"\s+")
+
+
+class WireError(ValueError):
+    """The payload cannot become an event; the message names the field."""
+
+
+# ---- small named validators -------------------------------------------------------------
+
+
+def Text(max_len: int = MAX_TEXT):
+    """A short string: numbers become strings, control characters go."""
+
+    def validate(value: Any) -> str:
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise vol.Invalid("expected a string")
+        text = _CONTROL.sub("", str(value)).strip()
+        if len(text) > max_len:
+            raise vol.Invalid(f"longer than {max_len} characters")
+        return text
+
+    return validate
+
+
+def NonEmpty(value: str) -> str:
+    if not value:
+        raise vol.Invalid("must not be empty")
+    return value
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool):
+        raise vol.Invalid("expected a number")
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise vol.Invalid("expected a number") from None
+    if not math.isfinite(number):
+        raise vol.Invalid("must be a finite number")
+    return number
+
+
+def Score(value: Any) -> float:
+    """0..1 as most firmware sends it, or 0..100 as the V6 record does."""
+    score = _number(value)
+    if score < 0 or score > 100:
+        raise vol.Invalid("must be between 0 and 1 (or 0 and 100)")
+    return round(score / 100 if score > 1 else score, 6)
+
+
+def Timestamp(value: Any) -> datetime:
+    """Seconds (V2R1) or milliseconds (V2R2 on), as a number or numeric string, or ISO 8601."""
+    if isinstance(value, str) and not value.strip().lstrip("-").replace(".", "", 1).isdigit():
+        try:
+            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise vol.Invalid("expected epoch seconds, milliseconds or ISO 8601") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+    else:
+        number = _number(value)
+        seconds = number / 1000 if abs(number) >= 1e11 else number
+        try:
+            moment = datetime.fromtimestamp(seconds, timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            raise vol.Invalid("out of range") from None
+    if moment < EARLIEST or moment > utcnow() + LATEST_AHEAD:
+        raise vol.Invalid(f"out of range ({moment.isoformat()})")
+    return moment.astimezone(timezone.utc)
+
+
+def PersonTypeValue(value: Any) -> PersonType:
+    """1..5 (as int or string) or a V6 `user_type` name."""
+    key = str(value).strip().lower()
+    if key in PERSON_CODES:
+        return PERSON_CODES[key]
+    try:
+        return PersonType(key)
+    except ValueError:
+        raise vol.Invalid(f"unknown person type {str(value)[:20]!r}") from None
+
+
+def DeviceTypeValue(value: Any) -> DeviceType:
+    """ "0".."4" as documented; anything else is unknown and opens no door."""
+    key = str(value).strip().lower()
+    if key in DEVICE_CODES:
+        return DEVICE_CODES[key]
+    try:
+        return DeviceType(key)
+    except ValueError:
+        return DeviceType.UNKNOWN
+
+
+def Flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "online", "on")
+    return bool(value)
+
+
+def Shallow(value: Any) -> Any:
+    """Reject absurdly nested structures before anything walks them."""
+    _check_depth(value, 0)
+    return value
+
+
+def _check_depth(value: Any, depth: int) -> None:
+    if depth > MAX_NESTING:
+        raise vol.Invalid(f"nested deeper than {MAX_NESTING} levels")
+    if isinstance(value, dict):
+        for item in value.values():
+            _check_depth(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_depth(item, depth + 1)
+
+
+OptionalDict = vol.Any(None, vol.All(dict, Shallow))
+
+EVENT_SCHEMA = vol.Schema(
+    {
+        vol.Required("identity_id"): vol.All(Text(), NonEmpty),
+        vol.Optional("identity_name", default=""): vol.Any(None, Text()),
+        vol.Optional("group_name", default=""): vol.Any(None, Text()),
+        vol.Required("timestamp"): Timestamp,
+        vol.Optional("score", default=0.0): Score,
+        vol.Optional("person_type"): PersonTypeValue,
+        vol.Optional("device_type"): DeviceTypeValue,
+        vol.Optional("event_id"): vol.All(Text(128), NonEmpty),
+        vol.Optional("ep_id"): vol.Any(None, Text()),
+        vol.Optional("device_id"): vol.Any(None, Text()),
+        vol.Optional("device_ip"): vol.Any(None, Text(64)),
+        vol.Optional("dev_sno"): vol.Any(None, Text()),
+        vol.Optional("want_action"): vol.Any(None, Text(16)),
+        vol.Optional("identity_info"): OptionalDict,
+        vol.Optional("grab_fiqa_info"): OptionalDict,
+        vol.Optional("box_fiqa_info"): OptionalDict,
+        vol.Optional("ext_data"): OptionalDict,
+    },
+    extra=vol.ALLOW_EXTRA,
+)
+
+SUB_DEVICE_SCHEMA = vol.Schema(
+    {
+        vol.Required("ep_id"): vol.All(Text(), NonEmpty),
+        vol.Optional("ep_name", default=""): vol.Any(None, Text()),
+        vol.Optional("ep_ip"): vol.Any(None, Text(64)),
+        vol.Optional("ep_status", default="online"): Flag,
+        vol.Optional("ep_location", default=""): vol.Any(None, Text()),
+        vol.Optional("ep_type", default=""): DeviceTypeValue,
+        vol.Optional("ep_url"): vol.Any(None, Text(1024)),
+    },
+    extra=vol.ALLOW_EXTRA,
+)
+
+STATUS_SCHEMA = vol.Schema(
+    {
+        vol.Optional("gateway_sn"): vol.Any(None, Text()),
+        vol.Optional("dev_sno"): vol.Any(None, Text()),
+        vol.Optional("gateway_ip"): vol.Any(None, Text(64)),
+        vol.Optional("gateway_name", default=""): vol.Any(None, Text()),
+        vol.Optional("gateway_status", default="online"): Flag,
+        vol.Optional("gateway_ext_data", default=dict): vol.All(dict, Shallow),
+        vol.Optional("sub_devices", default=list): vol.All(
+            [SUB_DEVICE_SCHEMA], vol.Length(max=256)
+        ),
+    },
+    extra=vol.ALLOW_EXTRA,
+)
+
+# Where each model field may come from, first match wins: V6 names, then V2R1 top-level,
+# then the V2R2+ ext_data placement.
+ALIASES = {
+    "ep_id": ("ep_id",),
+    "device_id": ("device_id", "media_device_id"),
+    "device_ip": ("device_ip", "media_device_ip"),
+    "person_type": ("person_type", "user_type"),
+    "device_type": ("device_type",),
+    "dev_sno": ("dev_sno",),
+    "grab_fiqa_info": ("grab_fiqa_info",),
+    "box_fiqa_info": ("box_fiqa_info",),
+}
+IMAGE_SOURCES = {
+    "reg_pic": ("reg_pic", "register_image"),
+    "spot_pic": ("spot_pic",),
+    "face_pic": ("recognize_face", "recognize_face_image"),
+}
+
+
+# ---- the body -----------------------------------------------------------------------------
+
+
+def coerce_form(fields: Mapping[str, str]) -> dict[str, Any]:
+    """Form fields are all text; nested dicts and lists arrive as JSON text."""
+    out: dict[str, Any] = dict(fields)
+    for key in DICT_FIELDS:
+        value = out.get(key)
+        if isinstance(value, str) and value.strip():
+            try:
+                out[key] = json.loads(value)
+            except ValueError:
+                raise WireError(f"{key}: not valid JSON text") from None
+        elif isinstance(value, str):
+            out[key] = None
+    ext = out.get("ext_data")
+    if isinstance(ext, dict):
+        out["ext_data"] = {k: _maybe_json(v) if k in DICT_FIELDS else v for k, v in ext.items()}
+    return out
+
+
+def _maybe_json(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] in "{[":
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _humanize(err: vol.MultipleInvalid) -> str:
+    problems = []
+    for error in err.errors:
+        path = ".".join(str(p) for p in error.path) or "body"
+        problems.append(f"{path}: {error.error_message}")
+    return "; ".join(sorted(set(problems)))
+
+
+def _validate(schema: vol.Schema, data: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return schema(data)
+    except vol.MultipleInvalid as err:
+        raise WireError(_humanize(err)) from None
+
+
+def _lift(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """One flat view: top-level keys win over ext_data, V6 names map to the documented ones."""
+    ext = payload.get("ext_data")
+    ext = _maybe_json(ext) if isinstance(ext, str) else ext
+    ext = ext if isinstance(ext, dict) else {}
+    flat = {k: v for k, v in payload.items() if k not in IMAGE_SOURCES}
+    flat["ext_data"] = ext or None
+    for name, sources in ALIASES.items():
+        for source in sources:
+            for where in (payload, ext):
+                if where.get(source) not in (None, "") and flat.get(name) in (None, ""):
+                    flat[name] = where[source]
+    return flat
+
+
+def _decode_image(value: Any, max_bytes: int) -> bytes:
+    if not isinstance(value, (str, bytes)):
+        raise ValueError("not a base64 string")
+    data = value.encode("ascii", "ignore") if isinstance(value, str) else value
+    data = _WHITESPACE.sub(b"", _DATA_URI.sub(b"", data.strip(), count=1))
+    if len(data) * 3 // 4 > max_bytes:
+        raise ValueError(f"larger than {max_bytes // 1024} KiB")
+    try:
+        raw = base64.b64decode(data + b"=" * (-len(data) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("invalid base64") from None
+    if not (raw.startswith(b"\xff\xd8\xff") or raw.startswith(b"\x89PNG\r\n\x1a\n")):
+        raise ValueError("neither JPEG nor PNG")
+    return raw
+
+
+def _images(
+    payload: Mapping[str, Any], max_bytes: int
+) -> tuple[dict[str, bytes | None], list[str]]:
+    ext = payload.get("ext_data") if isinstance(payload.get("ext_data"), dict) else {}
+    images: dict[str, bytes | None] = {}
+    warnings: list[str] = []
+    for name, sources in IMAGE_SOURCES.items():
+        images[name] = None
+        for source in sources:
+            value = payload.get(source) or ext.get(source)
+            if value in (None, ""):
+                continue
+            try:
+                images[name] = _decode_image(value, max_bytes)
+            except ValueError as err:
+                warnings.append(f"{source}: {err}, image dropped")
+            break
+    return images, warnings
+
+
+def _face_rect(grab: Mapping[str, Any] | None) -> FaceRect | None:
+    rect = (grab or {}).get("rect")
+    if not isinstance(rect, dict):
+        return None
+    try:
+        return FaceRect(**{k: int(_number(rect[k])) for k in ("left", "top", "right", "bottom")})
+    except (KeyError, vol.Invalid):
+        return None
+
+
+def event_id_for(device: str, identity_id: str, timestamp: datetime, score: float) -> str:
+    """A stable id, so that the same event sent twice is recognised as a duplicate."""
+    key = f"{device}\x1f{identity_id}\x1f{int(timestamp.timestamp() * 1000)}\x1f{score:.4f}"
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def parse_event(
+    payload: Mapping[str, Any], *, history: bool = False, max_image_bytes: int = 4 << 20
+) -> Event:
+    """Any documented event shape -> Event. Raises WireError naming the bad field."""
+    if not isinstance(payload, Mapping):
+        raise WireError("body: expected a JSON object")
+    flat = _validate(EVENT_SCHEMA, _lift(payload))
+    images, warnings = _images(payload, max_image_bytes)
+    ext = dict(flat.get("ext_data") or {})
+    ep_id = flat.get("ep_id") or None
+    device_ip = flat.get("device_ip") or None
+    if ep_id and "__" in ep_id and not device_ip:
+        device_ip = ep_id.split("__", 1)[1] or None
+    device = ep_id or flat.get("device_id") or device_ip
+    if not device:
+        device = "unknown"
+        warnings.append("no capture device id in the event")
+    box = flat.get("dev_sno") or (ep_id.split("__", 1)[0] if ep_id and "__" in ep_id else None)
+    timestamp, score = flat["timestamp"], flat["score"]
+    consumed = {*ALIASES, *(s for v in IMAGE_SOURCES.values() for s in v), "media_device_ip"}
+    consumed |= {"media_device_id", "user_type"}
+    raw = {k: v for k, v in payload.items() if k not in consumed and k != "ext_data"}
+    return Event(
+        event_id=flat.get("event_id")
+        or event_id_for(device, flat["identity_id"], timestamp, score),
+        kind=EventKind.HISTORY if history or "want_action" in flat else EventKind.REALTIME,
+        identity_id=flat["identity_id"],
+        identity_name=flat.get("identity_name") or "",
+        group_name=flat.get("group_name") or "",
+        score=score,
+        timestamp=timestamp,
+        person_type=flat.get("person_type") or PersonType.EMPLOYEE,
+        device_type=flat.get("device_type") or DeviceType.UNKNOWN,
+        device=device,
+        ep_id=ep_id,
+        device_ip=device_ip,
+        box=box,
+        face_rect=_face_rect(flat.get("grab_fiqa_info")),
+        face_quality={
+            k: v
+            for k, v in (("grab", flat.get("grab_fiqa_info")), ("box", flat.get("box_fiqa_info")))
+            if v
+        },
+        identity_info=flat.get("identity_info") or {},
+        ext_data={k: v for k, v in ext.items() if k not in consumed},
+        want_action=flat.get("want_action"),
+        warnings=tuple(warnings),
+        raw=raw,
+        **images,
+    )
+
+
+def _optional_float(data: Mapping[str, Any], key: str) -> float | None:
+    try:
+        return _number(data[key]) if data.get(key) not in (None, "") else None
+    except vol.Invalid:
+        return None
+
+
+def parse_status(payload: Mapping[str, Any]) -> BoxStatus:
+    """A `DeviceStatus` heartbeat -> BoxStatus. Raises WireError naming the bad field."""
+    if not isinstance(payload, Mapping):
+        raise WireError("body: expected a JSON object")
+    data = _validate(STATUS_SCHEMA, dict(payload))
+    box = data.get("gateway_sn") or data.get("dev_sno") or data.get("gateway_ip")
+    if not box:
+        raise WireError("gateway_sn: required (or dev_sno, or gateway_ip)")
+    ext = data["gateway_ext_data"]
+    return BoxStatus(
+        box=box,
+        name=data.get("gateway_name") or "",
+        ip=data.get("gateway_ip"),
+        online=data["gateway_status"],
+        sw_version=_text_or_none(ext.get("sw_version")),
+        sdk_version=_text_or_none(ext.get("sdk_version")),
+        mac=_text_or_none(ext.get("gateway_mac")),
+        cpu_usage=_optional_float(ext, "cpu_usage"),
+        memory_size_gb=_optional_float(ext, "memory_size"),
+        memory_usage=_optional_float(ext, "memory_usage"),
+        disk_size_gb=_optional_float(ext, "disk_size"),
+        disk_free_gb=_optional_float(ext, "disk_free_size"),
+        temperature=_optional_float(ext, "temperature"),
+        sub_devices=tuple(
+            SubDevice(
+                ep_id=d["ep_id"],
+                name=d.get("ep_name") or "",
+                ip=d.get("ep_ip"),
+                online=d["ep_status"],
+                location=d.get("ep_location") or "",
+                device_type=d["ep_type"],
+                url=d.get("ep_url"),
+            )
+            for d in data["sub_devices"]
+        ),
+        raw={k: v for k, v in payload.items() if k not in ("gateway_ext_data", "sub_devices")},
+    )
+
+
+def _text_or_none(value: Any) -> str | None:
+    if value in (None, ""):
+        return None
+    try:
+        return Text()(value)
+    except vol.Invalid:
+        return None
