@@ -1,0 +1,9 @@
+"""Bundled plugin `door_relay` (being written)."""
+
+from sophonfog_bridge import hookimpl
+
+
+class DoorRelayPlugin:
+    @hookimpl
+    def config_schema(self):
+        return {}
