@@ -37,6 +37,7 @@ class Bridge:
         self.started_at = time.time()
         self.host = host or build_host()
         self.config = validate_core(config, source)
+        self.startup_errors: dict[str, str] = {}
         self.plugin_configs = self._validate_plugins(source)
         self.bridge_id: str = self.config["bridge_id"]
         spool_cfg = self.config["spool"]
@@ -53,7 +54,6 @@ class Bridge:
         self._rebuild_recent_ids()
         self.metrics = Metrics()
         self.dispatcher: Dispatcher | None = None
-        self.startup_errors: dict[str, str] = {}
 
     # ---- setup -------------------------------------------------------------------------
 
@@ -61,7 +61,16 @@ class Bridge:
         sections = dict(self.config["plugins"])
         configs: dict[str, dict[str, Any]] = {}
         for name in self.host.names():
-            schema = self.host.call_one(name, "config_schema")
+            try:
+                schema = self.host.call_one(name, "config_schema")
+            except Exception as err:
+                if strict_mode():
+                    raise PluginError(f"plugin {name}: config_schema failed: {err}") from err
+                log.exception("plugin %s: config_schema failed; plugin disabled", name)
+                self.startup_errors[name] = f"config_schema: {type(err).__name__}: {err}"
+                self.host.disable(name)
+                sections.pop(name, None)
+                continue
             configs[name] = validate_plugin(name, schema, sections.pop(name, None), source)
             if not configs[name]["enabled"]:
                 self.host.disable(name)

@@ -40,7 +40,7 @@ class EventKind(str, enum.Enum):
 
 
 def _iso(value: datetime) -> str:
-    return value.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+    return value.astimezone(timezone.utc).isoformat()
 
 
 def _parse_iso(value: str) -> datetime:

@@ -355,7 +355,15 @@ class Spool:
             path.unlink(missing_ok=True)
             removed += 1
             segments = segments[1:]
+            self._forget_before(segments[0][0])
         return removed
+
+    def _forget_before(self, seq: int) -> None:
+        """Dropped records must not live on in memory: readers see the same gap as disk."""
+        with self._lock:
+            while self._recent and next(iter(self._recent)) < seq:
+                _, old = self._recent.popitem(last=False)
+                self._recent_bytes -= old.size
 
     def close(self) -> None:
         with self._lock:

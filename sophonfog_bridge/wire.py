@@ -181,23 +181,39 @@ def _check_depth(value: Any, depth: int) -> None:
             _check_depth(item, depth + 1)
 
 
-OptionalDict = vol.Any(None, vol.All(dict, Shallow))
+def Nullable(validator):
+    """None passes; anything else must satisfy `validator` (whose message is kept)."""
+    schema = vol.Schema(validator)
+
+    def validate(value: Any) -> Any:
+        return None if value is None else schema(value)
+
+    return validate
+
+
+def JsonObject(value: Any) -> dict:
+    if not isinstance(value, dict):
+        raise vol.Invalid("expected an object")
+    return value
+
+
+OptionalDict = Nullable(vol.All(JsonObject, Shallow))
 
 EVENT_SCHEMA = vol.Schema(
     {
         vol.Required("identity_id"): vol.All(Text(), NonEmpty),
-        vol.Optional("identity_name", default=""): vol.Any(None, Text()),
-        vol.Optional("group_name", default=""): vol.Any(None, Text()),
+        vol.Optional("identity_name", default=""): Nullable(Text()),
+        vol.Optional("group_name", default=""): Nullable(Text()),
         vol.Required("timestamp"): Timestamp,
         vol.Optional("score", default=0.0): Score,
         vol.Optional("person_type"): PersonTypeValue,
         vol.Optional("device_type"): DeviceTypeValue,
         vol.Optional("event_id"): vol.All(Text(128), NonEmpty),
-        vol.Optional("ep_id"): vol.Any(None, Text()),
-        vol.Optional("device_id"): vol.Any(None, Text()),
-        vol.Optional("device_ip"): vol.Any(None, Text(64)),
-        vol.Optional("dev_sno"): vol.Any(None, Text()),
-        vol.Optional("want_action"): vol.Any(None, Text(16)),
+        vol.Optional("ep_id"): Nullable(Text()),
+        vol.Optional("device_id"): Nullable(Text()),
+        vol.Optional("device_ip"): Nullable(Text(64)),
+        vol.Optional("dev_sno"): Nullable(Text()),
+        vol.Optional("want_action"): Nullable(Text(16)),
         vol.Optional("identity_info"): OptionalDict,
         vol.Optional("grab_fiqa_info"): OptionalDict,
         vol.Optional("box_fiqa_info"): OptionalDict,
@@ -209,22 +225,22 @@ EVENT_SCHEMA = vol.Schema(
 SUB_DEVICE_SCHEMA = vol.Schema(
     {
         vol.Required("ep_id"): vol.All(Text(), NonEmpty),
-        vol.Optional("ep_name", default=""): vol.Any(None, Text()),
-        vol.Optional("ep_ip"): vol.Any(None, Text(64)),
+        vol.Optional("ep_name", default=""): Nullable(Text()),
+        vol.Optional("ep_ip"): Nullable(Text(64)),
         vol.Optional("ep_status", default="online"): Flag,
-        vol.Optional("ep_location", default=""): vol.Any(None, Text()),
+        vol.Optional("ep_location", default=""): Nullable(Text()),
         vol.Optional("ep_type", default=""): DeviceTypeValue,
-        vol.Optional("ep_url"): vol.Any(None, Text(1024)),
+        vol.Optional("ep_url"): Nullable(Text(1024)),
     },
     extra=vol.ALLOW_EXTRA,
 )
 
 STATUS_SCHEMA = vol.Schema(
     {
-        vol.Optional("gateway_sn"): vol.Any(None, Text()),
-        vol.Optional("dev_sno"): vol.Any(None, Text()),
-        vol.Optional("gateway_ip"): vol.Any(None, Text(64)),
-        vol.Optional("gateway_name", default=""): vol.Any(None, Text()),
+        vol.Optional("gateway_sn"): Nullable(Text()),
+        vol.Optional("dev_sno"): Nullable(Text()),
+        vol.Optional("gateway_ip"): Nullable(Text(64)),
+        vol.Optional("gateway_name", default=""): Nullable(Text()),
         vol.Optional("gateway_status", default="online"): Flag,
         vol.Optional("gateway_ext_data", default=dict): vol.All(dict, Shallow),
         vol.Optional("sub_devices", default=list): vol.All(

@@ -33,7 +33,7 @@ class Recorder:
 
     def _write(self, kind, model, delivery):
         line = {
-            "kind": kind,
+            "record": kind,
             "delivery": {"seq": delivery.seq, "live": delivery.live, "attempt": delivery.attempt},
             **model.to_dict(),
         }

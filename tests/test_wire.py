@@ -1,0 +1,210 @@
+"""Every documented payload shape becomes the same event; bad fields are named."""
+
+from __future__ import annotations
+
+import base64
+import time
+from datetime import datetime, timezone
+
+import pytest
+
+from sophonfog_bridge import DeviceType, EventKind, PersonType
+from sophonfog_bridge.event import BoxStatus, Event
+from sophonfog_bridge.samples import as_form, b64, event_payload, jpeg, status_payload
+from sophonfog_bridge.wire import WireError, coerce_form, parse_event, parse_status
+
+NOW_MS = int(time.time() * 1000)
+SCENE, REG, FACE = jpeg(160, 120, seed=11), jpeg(64, 64, seed=12), jpeg(64, 64, seed=13)
+
+
+def payload(shape: str, **kw):
+    return event_payload(shape, timestamp_ms=NOW_MS, scene=SCENE, registered=REG, face=FACE, **kw)
+
+
+@pytest.mark.parametrize("shape", ["v2r1", "v2r2", "history", "platform"])
+@pytest.mark.parametrize("form", [False, True])
+def test_documented_shapes_normalise_alike(shape, form):
+    raw = payload(shape, person_type="visitor", device_type="access_control")
+    event = parse_event(coerce_form(as_form(raw)) if form else raw)
+    assert event.identity_id == "10001"
+    assert event.identity_name == "小明"
+    assert event.group_name == "staff"
+    assert event.person_type is PersonType.VISITOR
+    assert event.device_type is DeviceType.ACCESS_CONTROL
+    assert event.score == pytest.approx(0.92)
+    # V2R1 sends seconds, the others milliseconds: both land on the same second.
+    assert int(event.timestamp.timestamp()) == NOW_MS // 1000
+    assert event.timestamp.tzinfo is timezone.utc
+    assert event.reg_pic == REG
+    assert event.spot_pic == SCENE
+    assert event.device_ip == "192.168.1.101"
+    assert event.kind is (EventKind.HISTORY if shape == "history" else EventKind.REALTIME)
+    assert event.warnings == ()
+
+
+def test_v2r1_and_history_carry_ep_id_and_box():
+    for shape in ("v2r1", "history"):
+        event = parse_event(payload(shape))
+        assert event.ep_id == "AKOPKKKKK__192.168.1.101"
+        assert event.device == event.ep_id
+        assert event.box == "AKOPKKKKK"
+
+
+def test_v2r2_face_quality_and_rect():
+    event = parse_event(payload("v2r2"))
+    assert event.face_pic == FACE
+    assert (event.face_rect.left, event.face_rect.top) == (100, 40)
+    assert (event.face_rect.right, event.face_rect.bottom) == (200, 160)
+    assert event.face_quality["box"]["fiqa_result"] is True
+    assert "spot_pic" not in event.ext_data and "recognize_face" not in event.ext_data
+
+
+def test_platform_push_uses_device_id_and_identity_info():
+    event = parse_event(payload("platform"))
+    assert event.device == payload("platform")["device_id"]
+    assert event.identity_info["ext_info"]["room"] == "301"
+
+
+def test_v6_websocket_record():
+    raw = payload("ws", person_type="blacklist", score=0.8205)
+    event = parse_event(raw)
+    assert event.event_id == raw["event_id"]
+    assert event.person_type is PersonType.BLACKLIST
+    assert event.score == pytest.approx(0.8205)
+    assert event.device == "AKOPKKKKK__192.168.1.101"
+    assert event.device_type is DeviceType.UNKNOWN
+    assert event.reg_pic == REG and event.face_pic == FACE and event.spot_pic is None
+
+
+def test_numeric_strings_and_ints_as_strings():
+    raw = payload("v2r1")
+    raw.update(timestamp=str(NOW_MS), score="0.75", person_type="2", device_type=4, identity_id=42)
+    event = parse_event(raw)
+    assert event.identity_id == "42"
+    assert event.score == 0.75
+    assert event.person_type is PersonType.VISITOR
+    assert event.device_type is DeviceType.ACCESS_CONTROL
+
+
+def test_defaults_missing_person_type_is_employee_and_empty_images_are_none():
+    raw = {"identity_id": "7", "timestamp": NOW_MS, "score": 0.9, "reg_pic": "", "spot_pic": ""}
+    event = parse_event(raw)
+    assert event.person_type is PersonType.EMPLOYEE
+    assert event.reg_pic is None and event.spot_pic is None
+    assert event.device == "unknown"
+    assert "no capture device id" in event.warnings[0]
+
+
+def test_base64_with_data_uri_line_breaks_and_missing_padding():
+    encoded = base64.encodebytes(SCENE).decode()  # 76-column lines
+    raw = payload("v2r1")
+    raw["spot_pic"] = "data:image/jpeg;base64," + encoded.rstrip("=\n")
+    assert parse_event(raw).spot_pic == SCENE
+
+
+@pytest.mark.parametrize(
+    "bad, why",
+    [
+        ("!!!notbase64!!!", "invalid base64"),
+        (b64(b"GIF89a" + b"\x00" * 100), "neither JPEG nor PNG"),
+        (12345, "not a base64 string"),
+    ],
+)
+def test_bad_image_is_dropped_with_a_warning_not_the_event(bad, why):
+    raw = payload("v2r1")
+    raw["spot_pic"] = bad
+    event = parse_event(raw)
+    assert event.spot_pic is None
+    assert event.reg_pic == REG
+    assert any(why in w and "spot_pic" in w for w in event.warnings)
+
+
+def test_oversized_image_is_dropped():
+    event = parse_event(payload("v2r1"), max_image_bytes=1000)
+    assert event.spot_pic is None and any("larger than" in w for w in event.warnings)
+
+
+def test_stable_event_id_for_resent_events():
+    first, again = parse_event(payload("v2r2")), parse_event(payload("v2r2"))
+    assert first.event_id == again.event_id
+    other = parse_event(payload("v2r2", identity_id="10002"))
+    assert other.event_id != first.event_id
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("identity_id", "", "identity_id: must not be empty"),
+        ("identity_id", None, "identity_id: expected a string"),
+        ("timestamp", -5, "timestamp: out of range"),
+        ("timestamp", 99999999999999, "timestamp: out of range"),
+        ("timestamp", "yesterday", "timestamp: expected epoch"),
+        ("score", float("nan"), "score: must be a finite number"),
+        ("score", float("inf"), "score: must be a finite number"),
+        ("score", 250, "score: must be between"),
+        ("score", "high", "score: expected a number"),
+        ("person_type", 9, "person_type: unknown person type"),
+        ("identity_name", "x" * 300, "identity_name: longer than 256"),
+        ("ext_data", {"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": {"i": {}}}}}}}}}}, "nested"),
+    ],
+)
+def test_bad_fields_are_named(field, value, message):
+    raw = payload("v2r1")
+    raw[field] = value
+    with pytest.raises(WireError) as err:
+        parse_event(raw)
+    assert message in str(err.value)
+
+
+def test_missing_required_fields():
+    with pytest.raises(WireError, match="identity_id: required"):
+        parse_event({"timestamp": NOW_MS})
+    with pytest.raises(WireError, match="timestamp: required"):
+        parse_event({"identity_id": "1"})
+    with pytest.raises(WireError, match="expected a JSON object"):
+        parse_event(["not", "a", "dict"])
+
+
+def test_control_characters_are_removed_from_names():
+    raw = payload("v2r1", identity_name="A\x00B\x1bC\u200fD")
+    assert parse_event(raw).identity_name == "ABC\u200fD"  # RTL mark is a real letter mark
+
+
+def test_iso_timestamp_is_accepted():
+    raw = payload("v2r1")
+    raw["timestamp"] = "2026-01-02T03:04:05+08:00"
+    assert parse_event(raw).timestamp == datetime(2026, 1, 1, 19, 4, 5, tzinfo=timezone.utc)
+
+
+def test_form_with_bad_json_in_a_dict_field():
+    with pytest.raises(WireError, match="ext_data: not valid JSON"):
+        coerce_form({"identity_id": "1", "timestamp": "1", "ext_data": "{broken"})
+
+
+def test_event_round_trips_through_spool_parts():
+    event = parse_event(payload("v2r2"))
+    meta, blobs = event.to_parts()
+    again = Event.from_parts(meta, blobs)
+    assert again == event
+
+
+def test_box_status():
+    status = parse_status(status_payload(devices=3))
+    assert status.box == "AKOPKKKKK"
+    assert status.online is True and status.temperature == 51.0
+    assert status.cpu_usage == 23.5 and status.disk_free_gb == 40.2
+    assert [d.ep_id for d in status.sub_devices][0] == "AKOPKKKKK__192.168.1.101"
+    assert status.sub_devices[0].device_type is DeviceType.GATE
+    assert BoxStatus.from_parts(*status.to_parts()) == status
+
+
+def test_box_status_as_form_and_offline_device():
+    raw = status_payload()
+    raw["sub_devices"][1]["ep_status"] = "offline"
+    status = parse_status(coerce_form(as_form(raw)))
+    assert [d.online for d in status.sub_devices] == [True, False]
+
+
+def test_box_status_needs_an_id():
+    with pytest.raises(WireError, match="gateway_sn: required"):
+        parse_status({"gateway_name": "x"})
