@@ -193,7 +193,7 @@ def test_box_status():
     assert status.box == "AKOPKKKKK"
     assert status.online is True and status.temperature == 51.0
     assert status.cpu_usage == 23.5 and status.disk_free_gb == 40.2
-    assert [d.ep_id for d in status.sub_devices][0] == "AKOPKKKKK__192.168.1.101"
+    assert status.sub_devices[0].ep_id == "AKOPKKKKK__192.168.1.101"
     assert status.sub_devices[0].device_type is DeviceType.GATE
     assert BoxStatus.from_parts(*status.to_parts()) == status
 
