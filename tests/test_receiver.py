@@ -14,7 +14,7 @@ from sophonfog_bridge.samples import SHAPES, as_form, event_payload, jpeg, statu
 from .conftest import wait_for
 from .recorder import read_lines
 
-BUNDLED_OFF = {name: {"enabled": False} for name in ("mqtt", "snapshots", "syslog")}
+BUNDLED_OFF = {name: {"enabled": False} for name in ("mqtt", "snapshots", "syslog", "status")}
 SCENE = jpeg(200, 150, seed=5)
 
 
