@@ -1,9 +1,192 @@
-"""Bundled plugin `door_relay` (being written)."""
+"""Bundled plugin `door_relay`: pulse a door relay when an employee is recognised at a gate.
 
-from sophonfog_bridge import hookimpl
+A wrong opening is a security incident, so a door opens only on the first, live delivery
+of a fresh real-time event that passes every rule of the door, at most once per event
+(a journal on disk remembers every pulse across restarts), and at most once per cooldown.
+Anything that fails leaves the door shut and says why.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from sophonfog_bridge import DecisionResult, DoorDecision, Event, hookimpl
+
+from . import rules
+from .backends import build
+from .doors import Door, Job
+from .journal import Journal
+from .pulse import Pulse
+from .schema import CONFIG_SCHEMA, warnings_for
+
+log = logging.getLogger(__name__)
+
+REMOTE_WAIT_S = 1.0
 
 
 class DoorRelayPlugin:
+    def __init__(self) -> None:
+        self.doors: dict[str, Door] = {}
+        self.by_device: dict[str, list[Door]] = {}
+        self.journal: Journal | None = None
+
     @hookimpl
     def config_schema(self):
-        return {}
+        return CONFIG_SCHEMA
+
+    @hookimpl
+    def startup(self, bridge, config) -> None:
+        state = bridge.state_dir("door_relay")
+        self.journal = Journal(state / "journal.jsonl", config["journal_keep_days"] * 86400)
+        for entry in self.journal.unfinished:
+            log.warning(
+                "door %s: the bridge stopped while pulsing for event %s: it may have opened",
+                entry["door"],
+                entry["event_id"],
+            )
+        user: dict[str, Any] = {}
+        for result in bridge.call("door_backends"):
+            if isinstance(result.value, dict):
+                user.update(result.value)
+        for cfg in config["doors"]:
+            for warning in warnings_for(cfg):
+                log.warning("door %s: %s", cfg["name"], warning)
+            backend = build(cfg["backend"], bridge, user)
+            door = Door(cfg, backend, self.journal, bridge.announce)
+            self.doors[door.name] = door
+            for device in cfg["devices"]:
+                self.by_device.setdefault(device, []).append(door)
+        for door in self.doors.values():
+            door.start()
+            log.info(
+                "door %s: devices %s, %s, remote open %s",
+                door.name,
+                ", ".join(door.cfg["devices"]),
+                door.health()["backend"]["target"],
+                "allowed" if door.cfg["allow_remote_open"] else "off",
+            )
+
+    def doors_for(self, event: Event) -> list[Door]:
+        found: list[Door] = []
+        for key in (event.device, event.ep_id, event.device_ip):
+            for door in self.by_device.get(key or "", ()):
+                if door not in found:
+                    found.append(door)
+        return found
+
+    @hookimpl
+    def handle_event(self, event, delivery) -> None:
+        doors = self.doors_for(event)
+        if not doors:
+            log.debug(
+                "door_relay: no door serves device %s (event %s)", event.device, event.short_id
+            )
+            return
+        if not event.is_live:
+            # History repeats events the real-time feed already decided: no decision noise.
+            log.debug("door_relay: history event %s never opens a door", event.short_id)
+            return
+        live = delivery.live and delivery.attempt == 1
+        now, mono = datetime.now(timezone.utc), time.monotonic()
+        for door in doors:
+            verdict = rules.decide(
+                event, door.cfg, door.state_for(event), live=live, now=now, mono=mono
+            )
+            if verdict.opens:
+                verdict = self._claim(event, door, mono) or verdict
+            decision = DoorDecision(
+                door=door.name,
+                decision=verdict.decision,
+                reason=verdict.reason,
+                rule=verdict.rule,
+                source="event",
+                event_id=event.event_id,
+                identity_id=event.identity_id,
+                identity_name=event.identity_name,
+                person_type=event.person_type.value,
+                device=event.device,
+                score=event.score,
+            )
+            pulse = Pulse(door.name, door.cfg["pulse_s"], "event", event.event_id)
+            door.submit(Job(decision, pulse if verdict.opens else None, event))
+
+    def _claim(self, event: Event, door: Door, mono: float) -> rules.Verdict | None:
+        """Take the journal and cooldown claims, in that order; a refusal is a deny."""
+        assert self.journal is not None
+        if not self.journal.claim(event.event_id, door.name):
+            return rules.Verdict(
+                DecisionResult.DENY, "duplicate", f"event {event.event_id} already pulsed"
+            )
+        if not door.claim_open(mono):
+            return rules.Verdict(DecisionResult.DENY, "cooldown", "door opened moments ago")
+        return None
+
+    @hookimpl
+    def remote_doors(self) -> list[dict[str, Any]]:
+        return [
+            {"door": d.name, "devices": list(d.cfg["devices"])}
+            for d in self.doors.values()
+            if d.cfg["allow_remote_open"]
+        ]
+
+    @hookimpl
+    def open_door(self, door, source) -> DoorDecision | None:
+        target = self.doors.get(door)
+        if target is None:
+            return None  # another door plugin's door, or none at all
+        base = DoorDecision(
+            door=target.name,
+            decision=DecisionResult.DENY,
+            reason=f"remote command from {source}",
+            rule="remote",
+            source="remote",
+        )
+        job = Job(base)
+        if not target.cfg["allow_remote_open"]:
+            job = Job(_with(base, "remote_not_allowed", "allow_remote_open is off for this door"))
+        elif not target.claim_open(time.monotonic()):
+            job = Job(
+                _with(base, "cooldown", f"opened less than {target.cfg['cooldown_s']:g} s ago")
+            )
+        else:
+            job = Job(
+                _with(base, "remote", f"remote command from {source}", DecisionResult.OPEN),
+                Pulse(target.name, target.cfg["pulse_s"], "remote"),
+            )
+        done = target.submit(job)
+        # An MQTT relay acknowledges through the same client that may be calling us:
+        # waiting for it here could only stall both.
+        if target.cfg["backend"]["type"] == "mqtt":
+            return None
+        try:
+            return done.result(timeout=REMOTE_WAIT_S)
+        except Exception:
+            return None  # still pulsing: the decision is announced when it is known
+
+    @hookimpl
+    def plugin_health(self) -> dict[str, Any]:
+        return {
+            "doors": {name: door.health() for name, door in self.doors.items()},
+            "journal_unfinished": len(self.journal.unfinished) if self.journal else 0,
+        }
+
+    @hookimpl
+    def shutdown(self) -> None:
+        for door in self.doors.values():
+            door.stop()
+        if self.journal is not None:
+            self.journal.close()
+
+
+def _with(
+    decision: DoorDecision,
+    rule: str,
+    reason: str,
+    result: DecisionResult = DecisionResult.DENY,
+) -> DoorDecision:
+    import dataclasses
+
+    return dataclasses.replace(decision, decision=result, rule=rule, reason=reason)

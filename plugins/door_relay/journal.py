@@ -1,0 +1,121 @@
+"""The pulse journal: every (event, door) pulse written to disk before the relay is touched.
+
+The write-ahead line is fsynced before the pulse, so after a crash, a kill -9 or a
+duplicate delivery the journal still knows the pulse may have happened and it never
+happens twice. A later line records the outcome; an intent without one means the bridge
+died mid-pulse, which is reported at startup (the door may or may not have opened).
+The file is JSON lines and doubles as the audit trail of every pulse.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class JournalError(OSError):
+    """The intent could not be made durable: the pulse must not happen."""
+
+
+class Journal:
+    def __init__(self, path: Path, keep_s: float):
+        self.path = Path(path)
+        self.keep_s = keep_s
+        self._lock = threading.Lock()
+        self._claimed: set[tuple[str, str]] = set()
+        self.unfinished: list[dict[str, Any]] = []
+        self._load_and_compact()
+        self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - lives with the plugin
+
+    def _load_and_compact(self) -> None:
+        cutoff = time.time() - self.keep_s
+        kept: list[str] = []
+        intents: dict[tuple[str, str], dict[str, Any]] = {}
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                lines = handle.read().splitlines()
+        except FileNotFoundError:
+            lines = []
+        for line in lines:
+            try:
+                entry = json.loads(line)
+                key = (entry["event_id"], entry["door"])
+            except (ValueError, KeyError, TypeError):
+                log.warning("door journal: skipping an unreadable line in %s", self.path)
+                continue
+            if entry.get("t", 0) < cutoff:
+                continue
+            kept.append(line)
+            if entry.get("phase") == "intent":
+                self._claimed.add(key)
+                intents[key] = entry
+            else:
+                intents.pop(key, None)
+        self.unfinished = list(intents.values())
+        if len(kept) != len(lines):
+            self._rewrite(kept)
+
+    def _rewrite(self, lines: list[str]) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.writelines(line + "\n" for line in lines)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.path)
+        _fsync_dir(self.path.parent)
+
+    def claim(self, event_id: str, door: str) -> bool:
+        """Reserve the pulse in memory; False if this event already pulsed (or will pulse) it."""
+        key = (event_id, door)
+        with self._lock:
+            if key in self._claimed:
+                return False
+            self._claimed.add(key)
+            return True
+
+    def seen(self, event_id: str, door: str) -> bool:
+        with self._lock:
+            return (event_id, door) in self._claimed
+
+    def intent(self, event_id: str, door: str, **fields: Any) -> None:
+        """Durably record the pulse about to happen; raises JournalError if it cannot."""
+        self._append({"phase": "intent", "event_id": event_id, "door": door, **fields}, True)
+
+    def outcome(self, event_id: str, door: str, **fields: Any) -> None:
+        try:
+            self._append({"phase": "outcome", "event_id": event_id, "door": door, **fields}, False)
+        except JournalError:
+            log.exception("door journal: cannot record the outcome for %s", door)
+
+    def _append(self, entry: dict[str, Any], sync: bool) -> None:
+        line = json.dumps({"t": round(time.time(), 3), **entry}, ensure_ascii=False)
+        with self._lock:
+            try:
+                self._handle.write(line + "\n")
+                self._handle.flush()
+                if sync:
+                    os.fsync(self._handle.fileno())
+            except (OSError, ValueError) as err:
+                raise JournalError(f"journal write failed: {err}") from err
+
+    def close(self) -> None:
+        with self._lock:
+            self._handle.close()
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
