@@ -7,6 +7,7 @@ after 0.5 s and then delays every later event, so nothing a plugin does happens 
 from __future__ import annotations
 
 import hmac
+import io
 import ipaddress
 import json
 import logging
@@ -83,8 +84,6 @@ def parse_body(body: bytes, content_type: str, limit: int) -> dict[str, Any]:
 def _multipart(body: bytes, boundary: str | None, limit: int) -> dict[str, str]:
     if not boundary:
         raise Rejected(400, "bad_multipart", "Content-Type: multipart without a boundary")
-    import io
-
     fields: dict[str, str] = {}
     try:
         parser = multipart.MultipartParser(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import datetime
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -184,8 +185,6 @@ class Bridge:
 
 def _iso_age(text: str, cutoff: float) -> float | None:
     """Seconds since an ISO timestamp, or None if it is older than `cutoff`."""
-    from datetime import datetime
-
     try:
         at = datetime.fromisoformat(text).timestamp()
     except ValueError:

@@ -58,7 +58,7 @@ def load_object(spec: str) -> Any:
     obj: Any = importlib.import_module(module_name)
     for part in filter(None, attr.split(".")):
         obj = getattr(obj, part)
-    return obj() if inspect.isclass(obj) else obj
+    return _instantiate(obj)
 
 
 class PluginHost:
