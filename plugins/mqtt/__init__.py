@@ -1,9 +1,5 @@
-"""Bundled plugin `mqtt` (being written)."""
+"""Bundled plugin `mqtt`: MQTT topics and Home Assistant discovery (see docs/mqtt.md)."""
 
-from sophonfog_bridge import hookimpl
+from .plugin import MqttPlugin
 
-
-class MqttPlugin:
-    @hookimpl
-    def config_schema(self):
-        return {}
+__all__ = ["MqttPlugin"]

@@ -1,0 +1,315 @@
+"""Home Assistant device-based discovery payloads (`<prefix>/device/<id>/config`).
+
+One retained config per HA device with `dev`, `o` and `cmps`. Entity ids come from
+`default_entity_id` (HA 2025.10+; older HA drops the key it does not know), and every
+`unique_id` and device identifier starts with the bridge_id, so two bridges on one broker
+never collide. Availability is the bridge's `<base>/status` for every device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sophonfog_bridge import PersonType
+
+from .topics import Topics, entity_slug
+
+PERSON_TYPES = [p.value for p in PersonType]
+MANUFACTURER = "SophonFog"
+
+
+@dataclass(frozen=True)
+class Context:
+    bridge_id: str
+    version: str
+    topics: Topics
+    origin_url: str
+    off_delay_s: int
+    presence_off_delay_s: int
+
+    def ident(self, *parts: str) -> str:
+        return "_".join(("sophonfog", self.bridge_id, *parts))
+
+    def envelope(self, device: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "dev": device,
+            "o": {
+                "name": "sophonfog-bridge",
+                "sw_version": self.version,
+                "support_url": self.origin_url,
+            },
+            "availability_topic": self.topics.status,
+            "payload_available": "online",
+            "payload_not_available": "offline",
+            "qos": 1,
+            "cmps": components,
+        }
+
+
+def _entity(
+    ctx: Context, platform: str, owner: str, key: str, name: str | None, **options: Any
+) -> dict[str, Any]:
+    return {
+        "platform": platform,
+        "name": name,
+        "unique_id": f"{owner}_{key}",
+        "default_entity_id": f"{platform}.{entity_slug(owner + '_' + key)}",
+        **options,
+    }
+
+
+def bridge_device(ctx: Context) -> tuple[str, dict[str, Any]]:
+    owner = ctx.ident("bridge")
+    state = ctx.topics.bridge_state
+    device = {
+        "identifiers": [owner],
+        "name": f"SophonFog bridge {ctx.bridge_id}",
+        "manufacturer": MANUFACTURER,
+        "model": "sophonfog-bridge",
+        "sw_version": ctx.version,
+    }
+    components = {
+        "connectivity": _entity(
+            ctx,
+            "binary_sensor",
+            owner,
+            "connectivity",
+            "Connectivity",
+            state_topic=ctx.topics.status,
+            payload_on="online",
+            payload_off="offline",
+            device_class="connectivity",
+            entity_category="diagnostic",
+        ),
+        "events": _entity(
+            ctx,
+            "sensor",
+            owner,
+            "events",
+            "Events published",
+            state_topic=state,
+            value_template="{{ value_json.events }}",
+            state_class="total_increasing",
+            icon="mdi:counter",
+            entity_category="diagnostic",
+        ),
+        "spool_depth": _entity(
+            ctx,
+            "sensor",
+            owner,
+            "spool_depth",
+            "Spool depth",
+            state_topic=state,
+            value_template="{{ value_json.spool_depth }}",
+            state_class="measurement",
+            unit_of_measurement="records",
+            icon="mdi:tray-full",
+            entity_category="diagnostic",
+            json_attributes_topic=state,
+        ),
+    }
+    return owner, ctx.envelope(device, components)
+
+
+def box_device(ctx: Context, box_slug: str, box: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    owner = ctx.ident("box", box_slug)
+    topic = ctx.topics.box(box_slug)
+    device: dict[str, Any] = {
+        "identifiers": [owner],
+        "name": box.get("name") or f"SophonFog box {box['box']}",
+        "manufacturer": MANUFACTURER,
+        "model": "AI box",
+        "serial_number": box["box"],
+        "via_device": ctx.ident("bridge"),
+    }
+    if box.get("sw_version"):
+        device["sw_version"] = box["sw_version"]
+
+    def metric(key: str, name: str, **options: Any) -> dict[str, Any]:
+        return _entity(
+            ctx,
+            "sensor",
+            owner,
+            key,
+            name,
+            state_topic=topic,
+            value_template=f"{{{{ value_json.{key} }}}}",
+            state_class="measurement",
+            entity_category="diagnostic",
+            **options,
+        )
+
+    components = {
+        "online": _entity(
+            ctx,
+            "binary_sensor",
+            owner,
+            "online",
+            "Online",
+            state_topic=topic,
+            value_template="{{ 'ON' if value_json.online else 'OFF' }}",
+            device_class="connectivity",
+            json_attributes_topic=topic,
+            json_attributes_template="{{ {'sub_devices': value_json.sub_devices} | tojson }}",
+        ),
+        "cpu_usage": metric("cpu_usage", "CPU", unit_of_measurement="%", icon="mdi:cpu-64-bit"),
+        "memory_usage": metric(
+            "memory_usage", "Memory", unit_of_measurement="%", icon="mdi:memory"
+        ),
+        "disk_free_gb": metric(
+            "disk_free_gb", "Disk free", unit_of_measurement="GB", device_class="data_size"
+        ),
+        "temperature": metric(
+            "temperature", "Temperature", unit_of_measurement="°C", device_class="temperature"
+        ),
+    }
+    return owner, ctx.envelope(device, components)
+
+
+def capture_device(
+    ctx: Context,
+    dev_slug: str,
+    info: dict[str, Any],
+    box_slug: str | None,
+    doors: list[str],
+) -> tuple[str, dict[str, Any]]:
+    owner = ctx.ident("dev", dev_slug)
+    topics = ctx.topics
+    event_topic = topics.device(dev_slug, "event")
+    last_topic = topics.device(dev_slug, "last")
+    device: dict[str, Any] = {
+        "identifiers": [owner],
+        "name": info.get("name") or info["device"],
+        "manufacturer": MANUFACTURER,
+        "model": _model(info.get("device_type")),
+        "via_device": ctx.ident("box", box_slug) if box_slug else ctx.ident("bridge"),
+    }
+    if info.get("location"):
+        device["suggested_area"] = info["location"]
+    components: dict[str, Any] = {
+        "face": _entity(
+            ctx,
+            "event",
+            owner,
+            "face",
+            "Face recognised",
+            state_topic=event_topic,
+            event_types=PERSON_TYPES,
+            icon="mdi:face-recognition",
+        ),
+        "snapshot": _entity(
+            ctx,
+            "image",
+            owner,
+            "snapshot",
+            "Last snapshot",
+            image_topic=topics.device(dev_slug, "snapshot"),
+            content_type="image/jpeg",
+        ),
+        "last_person": _entity(
+            ctx,
+            "sensor",
+            owner,
+            "last_person",
+            "Last person",
+            state_topic=last_topic,
+            value_template="{{ value_json.identity_name or value_json.identity_id }}",
+            json_attributes_topic=last_topic,
+            icon="mdi:account-clock",
+        ),
+        "person_detected": _entity(
+            ctx,
+            "binary_sensor",
+            owner,
+            "person_detected",
+            "Person detected",
+            state_topic=event_topic,
+            value_template="{{ 'ON' if value_json.event_type else '' }}",
+            device_class="occupancy",
+            off_delay=ctx.off_delay_s,
+        ),
+        "blacklist": _entity(
+            ctx,
+            "binary_sensor",
+            owner,
+            "blacklist",
+            "Blacklist alert",
+            state_topic=event_topic,
+            # Only a blacklist event turns it on; other events must not switch it off early.
+            value_template="{{ 'ON' if value_json.event_type == 'blacklist' else '' }}",
+            device_class="problem",
+            off_delay=ctx.off_delay_s,
+        ),
+    }
+    for person_type in PERSON_TYPES:
+        components[f"seen_{person_type}"] = {
+            "platform": "device_automation",
+            "automation_type": "trigger",
+            "topic": event_topic,
+            "type": f"{person_type}_seen",
+            "subtype": person_type,
+            "payload": person_type,
+            "value_template": "{{ value_json.event_type }}",
+        }
+    for door in doors:
+        key = f"open_{entity_slug(door)}"
+        components[key] = _entity(
+            ctx,
+            "button",
+            owner,
+            key,
+            "Open door" if len(doors) == 1 else f"Open {door}",
+            command_topic=topics.device(dev_slug, "open_door"),
+            payload_press=door,
+            retain=False,
+            icon="mdi:door-open",
+        )
+    return owner, ctx.envelope(device, components)
+
+
+def person_device(ctx: Context, person_slug: str, identity_id: str, name: str):
+    owner = ctx.ident("person", person_slug)
+    state = ctx.topics.person(person_slug, "state")
+    device = {
+        "identifiers": [owner],
+        "name": name or identity_id,
+        "manufacturer": MANUFACTURER,
+        "model": "Person",
+        "serial_number": identity_id,
+        "via_device": ctx.ident("bridge"),
+    }
+    components = {
+        "last_seen": _entity(
+            ctx,
+            "sensor",
+            owner,
+            "last_seen",
+            "Last seen",
+            state_topic=state,
+            value_template="{{ value_json.last_seen }}",
+            device_class="timestamp",
+            json_attributes_topic=state,
+        ),
+        "presence": _entity(
+            ctx,
+            "binary_sensor",
+            owner,
+            "presence",
+            "Presence",
+            state_topic=ctx.topics.person(person_slug, "seen"),
+            device_class="presence",
+            off_delay=ctx.presence_off_delay_s,
+        ),
+    }
+    return owner, ctx.envelope(device, components)
+
+
+def _model(device_type: str | None) -> str:
+    return {
+        "gate": "Face gate",
+        "snapshot_camera": "Snapshot camera",
+        "ipc_static": "IP camera",
+        "ipc_dynamic": "IP camera (dynamic)",
+        "access_control": "Access control panel",
+    }.get(device_type or "", "Capture device")

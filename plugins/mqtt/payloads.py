@@ -1,0 +1,135 @@
+"""The JSON (and image) payloads of the plugin's topics. Never images inside JSON."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from typing import Any
+
+from sophonfog_bridge import BoxStatus, DoorDecision, Event
+
+log = logging.getLogger(__name__)
+
+JPEG_MAGIC = b"\xff\xd8"
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def quality_summary(face_quality: Any) -> dict[str, Any]:
+    """The few face-quality numbers worth an attribute; the raw blocks stay in the spool."""
+    grab = (face_quality or {}).get("grab") or {}
+    box = (face_quality or {}).get("box") or {}
+    info = box.get("info") or {}
+    summary = {
+        "passed": box.get("fiqa_result"),
+        "confidence": grab.get("confidence"),
+        "face_size": info.get("face_size"),
+        "clarity": info.get("clarity"),
+        "brightness": info.get("brightness"),
+    }
+    return {k: v for k, v in summary.items() if isinstance(v, (bool, int, float, str))}
+
+
+def event_json(event: Event, snapshot: bool) -> str:
+    return dumps(
+        {
+            "event_id": event.event_id,
+            "event_type": event.person_type.value,
+            "kind": event.kind.value,
+            "identity_id": event.identity_id,
+            "identity_name": event.identity_name,
+            "group_name": event.group_name,
+            "score": round(event.score, 4),
+            "timestamp": event.timestamp.isoformat(timespec="milliseconds"),
+            "device": event.device,
+            "ep_id": event.ep_id,
+            "device_ip": event.device_ip,
+            "device_type": event.device_type.value,
+            "box": event.box,
+            "face_quality": quality_summary(event.face_quality),
+            "snapshot": snapshot,
+        }
+    )
+
+
+def box_json(status: BoxStatus) -> str:
+    memory = status.memory_usage
+    return dumps(
+        {
+            "box": status.box,
+            "name": status.name,
+            "ip": status.ip,
+            "online": status.online,
+            "sw_version": status.sw_version,
+            "sdk_version": status.sdk_version,
+            "mac": status.mac,
+            "cpu_usage": status.cpu_usage,
+            "memory_usage": None if memory is None else round(memory * 100, 1),
+            "memory_size_gb": status.memory_size_gb,
+            "disk_size_gb": status.disk_size_gb,
+            "disk_free_gb": status.disk_free_gb,
+            "temperature": status.temperature,
+            "received_at": status.received_at.isoformat(timespec="seconds"),
+            "sub_devices": [
+                {
+                    "ep_id": sub.ep_id,
+                    "name": sub.name,
+                    "online": sub.online,
+                    "ip": sub.ip,
+                    "location": sub.location,
+                    "device_type": sub.device_type.value,
+                }
+                for sub in status.sub_devices
+            ],
+        }
+    )
+
+
+def access_json(decision: DoorDecision) -> str:
+    return dumps(
+        {
+            "door": decision.door,
+            "decision": decision.decision.value,
+            "reason": decision.reason,
+            "rule": decision.rule,
+            "source": decision.source,
+            "identity": decision.identity_id,
+            "identity_name": decision.identity_name,
+            "person_type": decision.person_type,
+            "device": decision.device,
+            "event_id": decision.event_id,
+            "decided_at": decision.decided_at.isoformat(timespec="milliseconds"),
+        }
+    )
+
+
+def person_json(event: Event, device_name: str) -> str:
+    return dumps(
+        {
+            "last_seen": event.timestamp.isoformat(timespec="seconds"),
+            "identity_id": event.identity_id,
+            "identity_name": event.identity_name,
+            "device": event.device,
+            "device_name": device_name,
+            "event_id": event.event_id,
+        }
+    )
+
+
+def as_jpeg(image: bytes | None) -> bytes | None:
+    """JPEG bytes as they came; a PNG (some firmwares) re-encoded, since HA expects JPEG."""
+    if image is None or image.startswith(JPEG_MAGIC):
+        return image
+    try:
+        from PIL import Image
+
+        with Image.open(io.BytesIO(image)) as picture:
+            out = io.BytesIO()
+            picture.convert("RGB").save(out, "JPEG", quality=90)
+            return out.getvalue()
+    except Exception as err:  # a broken image must not stop the event itself
+        log.warning("mqtt: cannot convert image to JPEG: %s", err)
+        return None

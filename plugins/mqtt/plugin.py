@@ -1,0 +1,279 @@
+"""The `mqtt` plugin: events, snapshots and box health on MQTT, with HA discovery.
+
+Threads: paho's network thread (callbacks only look and hand over), the announcer loop
+here (discovery and retained states after every connect and HA restart, and the bridge
+state now and then), the door-command thread, and the dispatcher's worker that calls
+`handle_*`. Until discovery, states and `online` are out on the current connection,
+`handle_*` raises RetryLater: records wait in the spool and come again, in order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import queue
+import random
+import threading
+import time
+from typing import Any
+
+from sophonfog_bridge import BoxStatus, DoorDecision, Event, EventKind, RetryLater, hookimpl
+
+from . import discovery, payloads
+from .announcer import Announcer
+from .client import Message, MqttConnection, NotConnected
+from .commands import DoorCommands
+from .config import CONFIG_SCHEMA, default_base_topic
+from .topics import Topics, slug, valid_publish_topic
+
+log = logging.getLogger(__name__)
+
+_CONNECTED, _HA_ONLINE, _STATE, _STOP = "connected", "ha_online", "state", "stop"
+_STATE_AFTER_EVENT_S = 2.0
+
+
+class MqttPlugin:
+    def __init__(self) -> None:
+        self.conn: MqttConnection | None = None
+        self._ready = threading.Event()
+        self._stopping = threading.Event()
+        self._jobs: queue.Queue[str] = queue.Queue()
+        self._last_state = 0.0
+
+    # ---- hooks -------------------------------------------------------------------------
+
+    @hookimpl
+    def config_schema(self):
+        return CONFIG_SCHEMA
+
+    @hookimpl
+    def startup(self, bridge, config) -> None:
+        self.bridge = bridge
+        self.cfg = config
+        self.topics = Topics(
+            config["base_topic"] or default_base_topic(bridge.bridge_id),
+            config["discovery_prefix"],
+        )
+        ctx = discovery.Context(
+            bridge_id=bridge.bridge_id,
+            version=bridge.version,
+            topics=self.topics,
+            origin_url=config["origin_url"],
+            off_delay_s=config["off_delay_s"],
+            presence_off_delay_s=config["presence_off_delay_s"],
+        )
+        self.known = Announcer(bridge, config, self.topics, ctx)
+        self.commands = DoorCommands(bridge, self.known.device_for_slug, lambda: self.known.doors)
+        self.conn = MqttConnection(
+            config,
+            client_id=config["client_id"] or self._default_client_id(),
+            will_topic=self.topics.status,
+            subscriptions=[self.topics.ha_status, self.topics.commands],
+            on_connected=lambda: self._jobs.put(_CONNECTED),
+            on_message=self._on_message,
+            on_disconnected=self._ready.clear,
+        )
+        self.known.conn = self.conn
+        self.commands.start()
+        threading.Thread(target=self._announce_loop, name="mqtt-announce", daemon=True).start()
+        self.conn.start()
+
+    @hookimpl
+    def handle_event(self, event: Event) -> None:
+        with self._publishing():
+            self.known.ensure_device(_event_device(event))
+            if event.kind is EventKind.HISTORY:
+                # Old news: its own topic, so HA's event entity, triggers and sensors stay quiet.
+                topic = self.topics.device(self.known.device_slug(event.device), "history")
+                self.conn.publish_many([(topic, payloads.event_json(event, False), False)])
+                return
+            self._publish_event(event)
+        if time.monotonic() - self._last_state > _STATE_AFTER_EVENT_S:
+            self._jobs.put(_STATE)
+
+    @hookimpl
+    def handle_box_status(self, status: BoxStatus) -> None:
+        with self._publishing():
+            self.known.ensure_box(
+                {"box": status.box, "name": status.name, "sw_version": status.sw_version}
+            )
+            for sub in status.sub_devices:
+                self.known.ensure_device(
+                    {
+                        "device": sub.ep_id,
+                        "name": sub.name,
+                        "location": sub.location,
+                        "device_type": sub.device_type.value,
+                        "box": status.box,
+                    }
+                )
+            topic, message = self.topics.box(slug(status.box)), payloads.box_json(status)
+            self.conn.publish_many([(topic, message, True)])
+            self.known.retain({topic: message})
+
+    @hookimpl
+    def handle_door_decision(self, decision: DoorDecision) -> None:
+        with self._publishing():
+            if decision.device:
+                topic = self.topics.device(self.known.device_slug(decision.device), "access")
+            else:
+                topic = self.topics.door_access(slug(decision.door))
+            self.conn.publish_many([(topic, payloads.access_json(decision), False)])
+
+    @hookimpl
+    def mqtt_publish(self, topic: str, payload: Any, qos: int, retain: bool) -> bool:
+        if self.conn is None or not self.conn.connected:
+            return False
+        if not valid_publish_topic(str(topic)):
+            raise ValueError(f"not a topic one can publish on: {topic!r}")
+        if payload is not None and not isinstance(payload, (bytes, bytearray, str)):
+            payload = payloads.dumps(payload)
+        try:
+            self.conn.publish_many([(str(topic), payload or b"", bool(retain))], qos=int(qos))
+        except NotConnected as err:
+            log.warning("mqtt: publish to %s for another plugin failed: %s", topic, err)
+            return False
+        return True
+
+    @hookimpl
+    def plugin_health(self) -> dict[str, Any]:
+        if self.conn is None:
+            return {"connected": False}
+        return {
+            "connected": self.conn.connected,
+            "announced": self._ready.is_set(),
+            "broker": f"{self.conn.host}:{self.conn.port}",
+            "client_id": self.conn.client_id,
+            "base_topic": self.topics.base,
+            "mqtt_error": self.conn.last_error,
+        }
+
+    @hookimpl
+    def shutdown(self) -> None:
+        self._stopping.set()
+        self._jobs.put(_STOP)
+        if self.conn is not None:
+            self.commands.stop()
+            self._ready.clear()
+            # Availability only: the discovery configs stay, so HA keeps the entities.
+            self.conn.stop([(self.topics.status, "offline", True)])
+
+    # ---- events ------------------------------------------------------------------------
+
+    def _publishing(self):
+        if not self._ready.is_set():
+            raise RetryLater("mqtt: not connected to the broker", after=self.cfg["retry_s"])
+        return _RetryOnDisconnect(self.cfg["retry_s"])
+
+    def _publish_event(self, event: Event) -> None:
+        dev_slug = self.known.device_slug(event.device)
+        retained: dict[str, bytes | str] = {}
+        for leaf, image in self._images(event):
+            if image is not None:
+                retained[self.topics.device(dev_slug, leaf)] = image
+        message = payloads.event_json(event, snapshot=bool(retained))
+        # Images first, so HA shows the photo by the time the event fires.
+        messages: list[Message] = [(topic, image, True) for topic, image in retained.items()]
+        messages.append((self.topics.device(dev_slug, "event"), message, False))
+        retained[self.topics.device(dev_slug, "last")] = message
+        messages.append((self.topics.device(dev_slug, "last"), message, True))
+        if self.known.opted_in(event):
+            person = self.known.ensure_person(event)
+            device_name = self.known.devices.get(event.device, {}).get("name") or event.device
+            state = self.topics.person(person, "state")
+            retained[state] = payloads.person_json(event, device_name)
+            messages.append((state, retained[state], True))
+            messages.append((self.topics.person(person, "seen"), "ON", False))
+        self.conn.publish_many(messages)
+        self.known.retain(retained)
+        self.known.events += 1
+
+    def _images(self, event: Event) -> list[tuple[str, bytes | None]]:
+        chosen = [("snapshot", event.spot_pic if self.cfg["snapshot"] else None)]
+        if self.cfg["face_crop"]:
+            chosen.append(("face", event.face_pic))
+        if self.cfg["registered_photo"]:
+            chosen.append(("registered", event.reg_pic))
+        return [(leaf, payloads.as_jpeg(image)) for leaf, image in chosen]
+
+    # ---- connection follow-up ------------------------------------------------------------
+
+    def _announce_loop(self) -> None:
+        interval = self.cfg["state_interval_s"]
+        while not self._stopping.is_set():
+            wait = max(0.05, self._last_state + interval - time.monotonic())
+            try:
+                job = self._jobs.get(timeout=wait)
+            except queue.Empty:
+                job = _STATE
+            try:
+                if job == _STOP:
+                    return
+                if job == _CONNECTED:
+                    self._ready.clear()
+                    self.known.announce_all()
+                    self.conn.publish_many([(self.topics.status, "online", True)])
+                    self._last_state = time.monotonic()
+                    self._ready.set()
+                    log.info("mqtt: online on %s", self.topics.base)
+                elif job == _HA_ONLINE:
+                    # Spread the load when many publishers hear the same HA restart.
+                    if self._stopping.wait(random.uniform(0, self.cfg["rediscovery_delay_s"])):
+                        return
+                    self.known.announce_all()
+                    log.info("mqtt: Home Assistant came online; discovery sent again")
+                elif job == _STATE:
+                    self._last_state = time.monotonic()
+                    if self._ready.is_set():
+                        self.known.publish_bridge_state()
+            except NotConnected as err:
+                log.warning("mqtt: announcing failed, will redo on reconnect: %s", err)
+            except Exception:
+                log.exception("mqtt: announcing failed")
+
+    def _on_message(self, message) -> None:
+        """paho's thread: look and hand over, never block."""
+        if message.topic == self.topics.ha_status:
+            # A retained `online` is the HA that was already up: we announced on connect.
+            if not message.retain and message.payload.strip() == b"online":
+                self._jobs.put(_HA_ONLINE)
+            return
+        dev_slug = self.topics.command_device(message.topic)
+        if dev_slug is None:
+            return
+        if message.retain:
+            log.warning("mqtt: ignoring retained command on %s", message.topic)
+            return
+        self.commands.submit(dev_slug, message.payload)
+
+    def _default_client_id(self) -> str:
+        # Two bridges, or two copies of one config on different data dirs, never share it.
+        spool = os.path.abspath(self.bridge.config["spool"]["path"])
+        digest = hashlib.sha1(spool.encode("utf-8")).hexdigest()[:8]
+        return f"sophonfog-bridge-{self.bridge.bridge_id}-{digest}"
+
+
+class _RetryOnDisconnect:
+    """Turns a lost broker mid-publish into RetryLater: the record comes again, in order."""
+
+    def __init__(self, after: float):
+        self.after = after
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, error, traceback) -> bool:
+        if isinstance(error, NotConnected):
+            raise RetryLater(f"mqtt: {error}", after=self.after) from None
+        return False
+
+
+def _event_device(event: Event) -> dict[str, Any]:
+    return {
+        "device": event.device,
+        "ep_id": event.ep_id,
+        "device_ip": event.device_ip,
+        "device_type": event.device_type.value,
+        "box": event.box,
+    }
