@@ -1,9 +1,193 @@
-"""Bundled plugin `snapshots` (being written)."""
+"""Bundled plugin `snapshots`: the photos of each event on disk, for people to look at.
 
-from sophonfog_bridge import hookimpl
+Layout under `path` (local time of the bridge):
+`YYYY-MM-DD/<device>/<HHMMSS>_<person_type>_<name>_<id8>.jpg` is the photo exactly as the
+box sent it, with `_annotated`, `_thumb`, `_registered` and `_face` variants beside it, and
+`<device>/latest.jpg` plus `<device>/latest_<person_type>.jpg` for the newest. See
+docs/snapshots.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import logging
+from pathlib import Path
+from typing import Any
+
+from sophonfog_bridge import Event, RetryLater, hookimpl
+
+from . import images
+from .config import CONFIG_SCHEMA
+from .fonts import FontSource
+from .names import device_folder, display_name, event_stem, inside, safe_component
+from .retention import Cleaner, Policy
+from .routes import photo_view
+from .store import atomic_link, atomic_write, newer_than_existing
+
+log = logging.getLogger(__name__)
+
+# Conditions an administrator fixes (free space, permissions): the photos wait in the
+# spool and are written once the folder is usable again, instead of being lost.
+WAIT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
 
 
 class SnapshotsPlugin:
+    def __init__(self) -> None:
+        self.root: Path | None = None
+        self.config: dict[str, Any] = {}
+        self.fonts: FontSource | None = None
+        self.cleaner: Cleaner | None = None
+        self.counts = {"events": 0, "files": 0, "skipped_images": 0, "filtered": 0}
+        self.last_saved: str | None = None
+        self.last_skipped: str | None = None
+
+    # ---- hooks -------------------------------------------------------------------------
+
     @hookimpl
     def config_schema(self):
-        return {}
+        return CONFIG_SCHEMA
+
+    @hookimpl
+    def startup(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self.root = Path(config["path"])
+        self.max_pixels = int(config["max_megapixels"] * 1_000_000)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            # Not fatal: deliveries wait (RetryLater) until the folder can be written.
+            log.warning("snapshots: cannot create %s: %s", self.root, err.strerror)
+        self.fonts = FontSource(config["font"]) if config["annotate"] else None
+        policy = Policy(config["retention_days"], int(config["max_total_mb"] * 1_000_000))
+        if policy.retention_days or policy.max_total_bytes:
+            self.cleaner = Cleaner(self.root, policy, config["cleanup_interval_s"])
+            self.cleaner.start()
+
+    @hookimpl
+    def handle_event(self, event: Event) -> None:
+        assert self.root is not None
+        if not self._wanted(event):
+            self.counts["filtered"] += 1
+            return
+        try:
+            self._save(event)
+        except OSError as err:
+            if err.errno in WAIT_ERRNOS:
+                if err.errno in (errno.ENOSPC, errno.EDQUOT) and self.cleaner is not None:
+                    self.cleaner.wake()
+                raise RetryLater(f"cannot write {err.filename}: {err.strerror}", after=30) from err
+            raise
+
+    @hookimpl
+    def register_routes(self) -> list[tuple[str, str, Any]]:
+        # Called before startup: the view looks the folder up on each request.
+        return [("GET", "/snapshots/<path:path>", photo_view(lambda: self.root))]
+
+    @hookimpl
+    def plugin_health(self) -> dict[str, Any]:
+        health: dict[str, Any] = {
+            "path": str(self.root),
+            **self.counts,
+            "last_saved": self.last_saved,
+            "last_skipped": self.last_skipped,
+        }
+        if self.fonts is not None:
+            health.update(font=self.fonts.name, font_cjk=self.fonts.cjk)
+        if self.cleaner is not None:
+            stats = self.cleaner.stats
+            health["cleanup"] = {
+                "runs": stats.runs,
+                "removed": stats.removed,
+                "total_mb": round(stats.total_bytes / 1e6, 2),
+                "last_error": stats.last_error,
+            }
+        return health
+
+    @hookimpl
+    def shutdown(self) -> None:
+        if self.cleaner is not None:
+            self.cleaner.stop()
+            self.cleaner.join(5)
+
+    # ---- saving ------------------------------------------------------------------------
+
+    def _wanted(self, event: Event) -> bool:
+        types, devices = self.config["person_types"], self.config["devices"]
+        if types and event.person_type.value not in types:
+            return False
+        ids = {event.device, event.ep_id, event.device_ip}
+        return not devices or any(d in ids for d in devices)
+
+    def _decoded(self, event: Event, field: str) -> images.Decoded | None:
+        data = getattr(event, field)
+        if data is None:
+            return None
+        try:
+            return images.decode(data, self.max_pixels)
+        except images.BadImage as err:
+            # The event's other photos and every other plugin's delivery go on.
+            self.counts["skipped_images"] += 1
+            self.last_skipped = f"{event.short_id} {field}: {err}"
+            log.warning("snapshots: event %s: %s skipped: %s", event.short_id, field, err)
+            return None
+
+    def _save(self, event: Event) -> None:
+        root = self.root
+        assert root is not None
+        local = event.timestamp.astimezone()
+        mtime = event.timestamp.timestamp()
+        stem = event_stem(event, local)
+        written: list[Path] = []
+
+        def write(suffix: str, data: bytes) -> Path:
+            target = inside(root, stem.with_name(stem.name + suffix))
+            atomic_write(target, data, mtime)
+            written.append(target)
+            return target
+
+        # The scene is the photo of the event; the V6 record sends only the face.
+        scene = self._decoded(event, "spot_pic")
+        face = self._decoded(event, "face_pic")
+        main, main_field = (scene, "spot_pic") if scene else (face, "face_pic")
+        if main is not None:
+            original = write(main.suffix, getattr(event, main_field))
+            if self.fonts is not None:
+                text = images.caption(event, local, display_name(event))
+                rect_event = event if main_field == "spot_pic" else _without_rect(event)
+                write("_annotated.jpg", images.annotate(main.image, rect_event, text, self.fonts))
+            if self.config["thumbnail_px"]:
+                write("_thumb.jpg", images.thumbnail(main.image, self.config["thumbnail_px"]))
+            self._update_latest(event, original, main.suffix, mtime)
+        if self.config["save_face"] and main_field == "spot_pic":
+            if face is not None:
+                write("_face" + face.suffix, event.face_pic)
+            elif scene is not None and event.face_rect is not None:
+                crop = images.face_crop(scene.image, event.face_rect)
+                if crop is not None:
+                    write("_face.jpg", crop)
+        if self.config["save_registered"]:
+            registered = self._decoded(event, "reg_pic")
+            if registered is not None:
+                write("_registered" + registered.suffix, event.reg_pic)
+        for decoded in (scene, face):
+            if decoded is not None:
+                decoded.image.close()
+        self.counts["events"] += 1
+        self.counts["files"] += len(written)
+        if written:
+            self.last_saved = written[0].relative_to(root.resolve()).as_posix()
+            log.debug("snapshots: event %s saved %d files", event.short_id, len(written))
+
+    def _update_latest(self, event: Event, original: Path, suffix: str, mtime: float) -> None:
+        folder = device_folder(event)
+        person = safe_component(event.person_type.value)
+        for name in ("latest", f"latest_{person}"):
+            target = inside(self.root, folder / f"{name}{suffix}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if newer_than_existing(target, mtime):
+                atomic_link(original, target, mtime)
+
+
+def _without_rect(event: Event) -> Event:
+    return dataclasses.replace(event, face_rect=None)

@@ -1,0 +1,141 @@
+"""Decoding untrusted images safely, and the derived copies: annotated, thumbnail, face crop.
+
+Each image is decoded with its format's own Pillow class, so the pixel limit is ours and
+per image rather than Pillow's process-wide `Image.MAX_IMAGE_PIXELS` (which other plugins
+share); a header that promises more pixels than the limit is refused before anything is
+decompressed.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from datetime import datetime
+
+from PIL import Image, ImageDraw, ImageFont, JpegImagePlugin, PngImagePlugin
+
+from sophonfog_bridge import Event, FaceRect
+
+from .fonts import FontSource
+
+FORMATS = {
+    "JPEG": (b"\xff\xd8\xff", JpegImagePlugin.JpegImageFile, ".jpg", "image/jpeg"),
+    "PNG": (b"\x89PNG\r\n\x1a\n", PngImagePlugin.PngImageFile, ".png", "image/png"),
+}
+BOX_COLOUR = (255, 48, 48)
+
+
+class BadImage(ValueError):
+    """The bytes are not a JPEG/PNG we are willing to decode."""
+
+
+class ImageBomb(BadImage):
+    """The image claims more pixels than the limit: a decompression bomb or a mistake."""
+
+
+@dataclass(frozen=True)
+class Decoded:
+    image: Image.Image
+    format: str
+
+    @property
+    def suffix(self) -> str:
+        return FORMATS[self.format][2]
+
+
+def decode(data: bytes, max_pixels: int) -> Decoded:
+    """Fully decode `data` (JPEG or PNG) or raise BadImage / ImageBomb."""
+    name = next((n for n, spec in FORMATS.items() if data.startswith(spec[0])), None)
+    if name is None:
+        raise BadImage("neither JPEG nor PNG")
+    factory = FORMATS[name][1]
+    try:
+        image = factory(io.BytesIO(data))
+    except Exception as err:  # Pillow raises many types for garbage headers
+        raise BadImage(f"unreadable {name}: {err}") from None
+    width, height = image.size
+    if width * height > max_pixels:
+        image.close()
+        raise ImageBomb(
+            f"{name} of {width}x{height} = {width * height / 1e6:.0f} megapixels "
+            f"is over the limit of {max_pixels / 1e6:g} (decompression bomb?)"
+        )
+    try:
+        image.load()
+    except Exception as err:
+        image.close()
+        raise BadImage(f"corrupt {name}: {err}") from None
+    return Decoded(image, name)
+
+
+def encode_jpeg(image: Image.Image, quality: int = 88) -> bytes:
+    out = io.BytesIO()
+    image.convert("RGB").save(out, "JPEG", quality=quality, optimize=True)
+    return out.getvalue()
+
+
+def thumbnail(image: Image.Image, size_px: int) -> bytes:
+    copy = image.convert("RGB")
+    copy.thumbnail((size_px, size_px), Image.Resampling.LANCZOS)
+    return encode_jpeg(copy, quality=80)
+
+
+def clamp_rect(rect: FaceRect, size: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    """The rect inside the image, or None if it is empty or entirely outside."""
+    width, height = size
+    left, right = sorted((max(0, min(rect.left, width)), max(0, min(rect.right, width))))
+    top, bottom = sorted((max(0, min(rect.top, height)), max(0, min(rect.bottom, height))))
+    if right - left < 2 or bottom - top < 2:
+        return None
+    return left, top, right, bottom
+
+
+def face_crop(image: Image.Image, rect: FaceRect) -> bytes | None:
+    """The face with a margin, cut from the scene, when the box sent no face picture."""
+    box = clamp_rect(rect, image.size)
+    if box is None:
+        return None
+    left, top, right, bottom = box
+    margin_x, margin_y = (right - left) // 4, (bottom - top) // 4
+    padded = (
+        max(0, left - margin_x),
+        max(0, top - margin_y),
+        min(image.width, right + margin_x),
+        min(image.height, bottom + margin_y),
+    )
+    return encode_jpeg(image.crop(padded))
+
+
+def caption(event: Event, local: datetime, name: str) -> str:
+    return (
+        f"{name} · {event.person_type.value} · {event.score * 100:.0f}% · "
+        f"{event.device} · {local:%Y-%m-%d %H:%M:%S}"
+    )
+
+
+def annotate(image: Image.Image, event: Event, text: str, fonts: FontSource) -> bytes:
+    """A copy with the face box and a caption band along the bottom."""
+    canvas = image.convert("RGB")
+    draw = ImageDraw.Draw(canvas, "RGBA")
+    line = max(2, round(min(canvas.size) / 160))
+    if event.face_rect is not None:
+        box = clamp_rect(event.face_rect, canvas.size)
+        if box is not None:
+            draw.rectangle(box, outline=BOX_COLOUR, width=line)
+    font_px = max(12, min(48, canvas.height // 18))
+    font = fonts.get(font_px)
+    text = _fit(draw, text, font, canvas.width - 2 * line)
+    pad = max(3, font_px // 4)
+    top = canvas.height - font_px - 2 * pad
+    draw.rectangle((0, top, canvas.width, canvas.height), fill=(0, 0, 0, 160))
+    draw.text((pad, top + pad), text, font=font, fill=(255, 255, 255))
+    return encode_jpeg(canvas)
+
+
+def _fit(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.ImageFont, width: int) -> str:
+    """Shorten the caption with an ellipsis until it fits the image width."""
+    if draw.textlength(text, font=font) <= width:
+        return text
+    while len(text) > 1 and draw.textlength(text + "…", font=font) > width:
+        text = text[:-1]
+    return text + "…"

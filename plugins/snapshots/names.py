@@ -1,0 +1,77 @@
+"""Safe, readable file names and the folder layout of saved photos.
+
+A name from the box ends up as part of a path, so it must never climb out of the folder,
+hide itself, or break a file system; but 小明 should still read as 小明 in a file manager.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import datetime
+from pathlib import Path
+
+from sophonfog_bridge import Event
+
+# Characters that separate paths or are refused on Windows/SMB shares people copy to.
+_RESERVED = re.compile(r'[/\\<>:"|?*\s]+')
+_REPEATS = re.compile(r"_{2,}")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# Cc control, Cf format (bidi overrides, RTL marks, zero-width), Cs lone surrogates.
+_INVISIBLE = {"Cc", "Cf", "Cs"}
+_WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL"} | {
+    f"{p}{i}" for p in ("COM", "LPT") for i in "123456789"
+}
+# Each component stays far below the 255-byte limit of common file systems, so the
+# whole file name (several components) fits too.
+NAME_BYTES = 96
+DEVICE_BYTES = 96
+FALLBACK = "unknown"
+
+
+def safe_component(text: str, max_bytes: int = NAME_BYTES, fallback: str = FALLBACK) -> str:
+    """One path component: no separators, no control or bidi characters, not `.`/`..`."""
+    text = unicodedata.normalize("NFC", str(text))
+    text = "".join(c for c in text if unicodedata.category(c) not in _INVISIBLE)
+    text = _REPEATS.sub("_", _RESERVED.sub("_", text))
+    text = _truncate_utf8(text, max_bytes).strip("._ ")
+    if not text:
+        return fallback
+    if text.split(".")[0].upper() in _WINDOWS_DEVICES:
+        text = "_" + text
+    return text
+
+
+def _truncate_utf8(text: str, max_bytes: int) -> str:
+    encoded = text.encode("utf-8")
+    if len(encoded) <= max_bytes:
+        return text
+    return encoded[:max_bytes].decode("utf-8", "ignore")
+
+
+def display_name(event: Event) -> str:
+    return event.identity_name or event.identity_id or FALLBACK
+
+
+def event_stem(event: Event, local: datetime) -> Path:
+    """`YYYY-MM-DD/<device>/<HHMMSS>_<person_type>_<name>_<event-id-short>` (no suffix)."""
+    device = safe_component(event.device, DEVICE_BYTES)
+    name = safe_component(display_name(event))
+    short = safe_component(event.short_id, 16)
+    stem = f"{local:%H%M%S}_{event.person_type.value}_{name}_{short}"
+    return Path(f"{local:%Y-%m-%d}") / device / stem
+
+
+def device_folder(event: Event) -> Path:
+    """`<device>` at the top level; never mistaken for a dated folder by the cleanup."""
+    name = safe_component(event.device, DEVICE_BYTES)
+    return Path("_" + name if _DATE.match(name) else name)
+
+
+def inside(root: Path, relative: Path) -> Path:
+    """`root / relative`, resolved, or ValueError if it would land outside `root`."""
+    base = root.resolve()
+    target = (base / relative).resolve()
+    if target == base or not target.is_relative_to(base):
+        raise ValueError(f"{relative} would leave {base}")
+    return target

@@ -1,0 +1,68 @@
+"""Writing photos so that a reader never sees half a file, and the per-device `latest`.
+
+Every file is written to a hidden temporary name in the same folder, flushed, then
+renamed over the final name: rename is atomic within a file system.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from pathlib import Path
+
+TMP_PREFIX = ".tmp-"
+
+
+def _create(tmp: Path):
+    try:
+        return open(tmp, "xb")
+    except FileNotFoundError:
+        # The cleanup thread may remove an empty folder between mkdir and open.
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        return open(tmp, "xb")
+
+
+def atomic_write(path: Path, data: bytes, mtime: float | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{TMP_PREFIX}{secrets.token_hex(6)}{path.suffix}")
+    try:
+        with _create(tmp) as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if mtime is not None:
+            os.utime(tmp, (mtime, mtime))
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def atomic_link(source: Path, path: Path, mtime: float) -> None:
+    """Make `path` the same file as `source` (a hard link, else a copy), atomically."""
+    tmp = path.with_name(f"{TMP_PREFIX}{secrets.token_hex(6)}{path.suffix}")
+    try:
+        os.link(source, tmp)
+    except OSError:  # file systems without hard links (some SMB/FAT mounts)
+        atomic_write(path, source.read_bytes(), mtime)
+        return
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def newer_than_existing(path: Path, mtime: float) -> bool:
+    """True if `path` is missing or shows an older moment than `mtime`.
+
+    The mtime of a saved photo is the event's time, so a late history event never
+    replaces the photo of a later one.
+    """
+    try:
+        return path.stat().st_mtime <= mtime
+    except FileNotFoundError:
+        return True
