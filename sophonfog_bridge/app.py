@@ -69,6 +69,8 @@ def parse_body(body: bytes, content_type: str, limit: int) -> dict[str, Any]:
     if body.lstrip()[:1] in (b"{", b"["):
         try:
             data = json.loads(body)
+        except RecursionError:
+            raise Rejected(400, "bad_json", "body: nested too deeply") from None
         except ValueError as err:
             raise Rejected(400, "bad_json", f"body: not valid JSON ({err})") from None
         if not isinstance(data, dict):

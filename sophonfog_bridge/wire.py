@@ -181,6 +181,14 @@ def _check_depth(value: Any, depth: int) -> None:
             _check_depth(item, depth + 1)
 
 
+def _shallow_body(payload: Mapping[str, Any]) -> None:
+    """Unknown keys are kept in `raw` and spooled: they must be no deeper than ext_data."""
+    try:
+        _check_depth(dict(payload), -1)
+    except vol.Invalid as err:
+        raise WireError(f"body: {err.error_message}") from None
+
+
 def Nullable(validator):
     """None passes; anything else must satisfy `validator` (whose message is kept)."""
     schema = vol.Schema(validator)
@@ -280,7 +288,7 @@ def coerce_form(fields: Mapping[str, str]) -> dict[str, Any]:
         if isinstance(value, str) and value.strip():
             try:
                 out[key] = json.loads(value)
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise WireError(f"{key}: not valid JSON text") from None
         elif isinstance(value, str):
             out[key] = None
@@ -294,7 +302,7 @@ def _maybe_json(value: Any) -> Any:
     if isinstance(value, str) and value[:1] in "{[":
         try:
             return json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             return value
     return value
 
@@ -397,6 +405,7 @@ def parse_event(
     """Any documented event shape -> Event. Raises WireError naming the bad field."""
     if not isinstance(payload, Mapping):
         raise WireError("body: expected a JSON object")
+    _shallow_body(payload)
     flat = _validate(EVENT_SCHEMA, _lift(payload))
     images, warnings = _images(payload, max_image_bytes)
     ext = dict(flat.get("ext_data") or {})
@@ -454,6 +463,7 @@ def parse_status(payload: Mapping[str, Any]) -> BoxStatus:
     """A `DeviceStatus` heartbeat -> BoxStatus. Raises WireError naming the bad field."""
     if not isinstance(payload, Mapping):
         raise WireError("body: expected a JSON object")
+    _shallow_body(payload)
     data = _validate(STATUS_SCHEMA, dict(payload))
     box = data.get("gateway_sn") or data.get("dev_sno") or data.get("gateway_ip")
     if not box:
