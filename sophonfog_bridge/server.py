@@ -29,6 +29,9 @@ def serve(bridge: Bridge) -> None:
         threads=http["threads"],
         connection_limit=http["max_in_flight"],
         channel_timeout=http["client_timeout_s"],
+        # waitress looks for idle connections only every cleanup_interval (30 s by
+        # default), which would stretch a 10 s client timeout to 40 s.
+        cleanup_interval=max(1, min(30, int(http["client_timeout_s"] / 2))),
         # Bodies up to twice our limit reach the app, which answers 413 in JSON; beyond
         # that waitress refuses them itself before buffering gigabytes.
         max_request_body_size=2 * limit + (1 << 20),
