@@ -1,0 +1,269 @@
+"""The status page: one HTML document with inline CSS and JS, no build step, no assets.
+
+The script fetches `status.json` (a relative URL, so the page also works behind a path
+prefix such as Home Assistant ingress) and builds the DOM with textContent only: names
+come from the box and are hostile input.
+"""
+
+from __future__ import annotations
+
+import json
+
+PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>sophonfog-bridge</title>
+<style>
+:root { --bg:#f4f5f7; --card:#fff; --ink:#1d2330; --muted:#6b7280; --line:#e3e6ea;
+  --ok:#15803d; --bad:#b91c1c; --warn:#b45309; --accent:#2563eb; }
+@media (prefers-color-scheme: dark) { :root { --bg:#111418; --card:#1b1f25; --ink:#e7e9ec;
+  --muted:#9aa3ad; --line:#2b313a; } }
+* { box-sizing: border-box; }
+body { margin:0; font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;
+  background:var(--bg); color:var(--ink); }
+header { display:flex; flex-wrap:wrap; gap:12px 20px; align-items:center; padding:12px 20px;
+  background:var(--card); border-bottom:1px solid var(--line); }
+header h1 { font-size:18px; margin:0 8px 0 0; }
+.stat { color:var(--muted); } .stat b { color:var(--ink); }
+main { display:grid; grid-template-columns: minmax(0,2fr) minmax(280px,1fr); gap:16px;
+  padding:16px 20px; }
+@media (max-width: 900px) { main { grid-template-columns: 1fr; } }
+section { background:var(--card); border:1px solid var(--line); border-radius:8px;
+  padding:12px 14px; margin-bottom:16px; }
+h2 { font-size:15px; margin:0 0 10px; }
+table { width:100%; border-collapse:collapse; }
+th, td { text-align:left; padding:6px 6px; border-top:1px solid var(--line);
+  vertical-align:middle; }
+th { color:var(--muted); font-weight:500; border-top:none; font-size:12px; }
+.thumbs { white-space:nowrap; }
+.nowrap { white-space:nowrap; }
+.thumbs img { width:56px; height:56px; object-fit:cover; border-radius:4px; margin-right:4px;
+  background:var(--line); }
+.thumbs img.scene { width:84px; }
+.name { font-weight:600; word-break:break-word; }
+.sub { color:var(--muted); font-size:12px; overflow-wrap:anywhere; }
+.badge { display:inline-block; padding:1px 8px; border-radius:10px; font-size:12px;
+  border:1px solid currentColor; white-space:nowrap; }
+.ok, .open, .online, .employee, .vip { color:var(--ok); }
+.bad, .deny, .error, .offline, .blacklist, .failing { color:var(--bad); }
+.warn, .retrying, .stranger, .unknown { color:var(--warn); }
+.visitor { color:var(--accent); }
+.dot { display:inline-block; width:9px; height:9px; border-radius:50%; margin-right:6px;
+  background:var(--muted); } .dot.online { background:var(--ok); }
+.dot.offline { background:var(--bad); }
+.empty { color:var(--muted); font-style:italic; }
+#conn.bad { font-weight:600; }
+</style>
+</head>
+<body>
+<header>
+  <h1>sophonfog-bridge</h1>
+  <span class="stat">bridge <b id="bridge-id">…</b></span>
+  <span class="stat">version <b id="version">…</b></span>
+  <span class="stat">up <b id="uptime">…</b></span>
+  <span class="stat">spool depth <b id="spool-depth">…</b></span>
+  <span class="stat">MQTT <span id="mqtt" class="badge">…</span></span>
+  <span class="stat" id="conn">loading…</span>
+</header>
+<main>
+  <div>
+    <section>
+      <h2>Last events</h2>
+      <table>
+        <thead><tr><th>photos</th><th>who</th><th>type</th><th>device</th><th>score</th>
+          <th>time</th><th>door</th></tr></thead>
+        <tbody id="events"></tbody>
+      </table>
+      <p id="no-events" class="empty">No events since the bridge started.</p>
+    </section>
+  </div>
+  <div>
+    <section>
+      <h2>Plugins</h2>
+      <table>
+        <thead><tr><th>plugin</th><th>state</th><th>backlog</th><th>done</th><th>failed</th>
+          </tr></thead>
+        <tbody id="plugins"></tbody>
+      </table>
+    </section>
+    <section>
+      <h2>Boxes and devices</h2>
+      <div id="boxes"></div>
+    </section>
+    <section>
+      <h2>Remote door commands</h2>
+      <div id="remote"></div>
+    </section>
+  </div>
+</main>
+<script>
+"use strict";
+const CONFIG = __CONFIG__;
+let lastEvents = "";
+
+function el(tag, cls, text) {
+  const node = document.createElement(tag);
+  if (cls) node.className = cls;
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  return node;
+}
+function cell(row, ...children) {
+  const td = el("td");
+  for (const c of children) if (c) td.appendChild(c);
+  row.appendChild(td);
+  return td;
+}
+function badge(text, cls) { return el("span", "badge " + (cls || text), text); }
+function when(iso) {
+  const d = new Date(iso);
+  if (isNaN(d)) return iso;
+  const today = d.toDateString() === new Date().toDateString();
+  return today ? d.toLocaleTimeString() : d.toLocaleString();
+}
+function duration(s) {
+  s = Math.floor(s);
+  const d = Math.floor(s / 86400), h = Math.floor(s % 86400 / 3600), m = Math.floor(s % 3600 / 60);
+  return d ? d + "d " + h + "h" : h ? h + "h " + m + "m" : m + "m " + (s % 60) + "s";
+}
+function imageUrl(id, which) {
+  return "status/image/" + encodeURIComponent(id) + "/" + which;
+}
+
+function renderEvents(events) {
+  const key = JSON.stringify(events);
+  if (key === lastEvents) return;  // unchanged: keep the DOM and its loaded images
+  lastEvents = key;
+  const body = document.getElementById("events");
+  body.replaceChildren();
+  document.getElementById("no-events").hidden = events.length > 0;
+  for (const e of events) {
+    const row = el("tr");
+    row.dataset.eventId = e.event_id;
+    const thumbs = cell(row);
+    thumbs.className = "thumbs";
+    for (const which of ["face", "scene"]) {
+      if (!e.images.includes(which)) continue;
+      const img = el("img", which);
+      img.alt = which;
+      img.loading = "lazy";
+      img.src = imageUrl(e.event_id, which);
+      thumbs.appendChild(img);
+    }
+    const who = cell(row, el("div", "name", e.identity_name || "(no name)"),
+      el("div", "sub", e.identity_id + (e.group_name ? " · " + e.group_name : "")));
+    who.className = "who";
+    cell(row, badge(e.person_type), e.kind === "history" ? el("div", "sub", "history") : null);
+    cell(row, el("div", null, e.device), el("div", "sub", e.device_type));
+    cell(row, el("span", "nowrap", (e.score * 100).toFixed(1) + " %"));
+    cell(row, el("span", "sub nowrap", when(e.timestamp)));
+    const door = e.door;
+    cell(row, door ? badge(door.decision) : el("span", "sub", "—"),
+      door ? el("div", "sub", door.door + ": " + door.reason) : null);
+    body.appendChild(row);
+  }
+}
+
+function renderPlugins(plugins) {
+  const body = document.getElementById("plugins");
+  body.replaceChildren();
+  for (const name of Object.keys(plugins).sort()) {
+    const p = plugins[name];
+    const row = el("tr");
+    const state = p.enabled === false ? "disabled" : (p.state || "ok");
+    const name_cell = cell(row, el("div", "name", name));
+    if (p.last_error || p.error) name_cell.appendChild(el("div", "sub", p.last_error || p.error));
+    cell(row, badge(state, state === "disabled" ? "sub" : state));
+    cell(row, el("span", null, p.backlog ?? "—"));
+    cell(row, el("span", null, p.delivered ?? "—"));
+    cell(row, el("span", null, p.failed ?? "—"));
+    body.appendChild(row);
+  }
+}
+
+function renderBoxes(boxes) {
+  const root = document.getElementById("boxes");
+  root.replaceChildren();
+  if (!boxes.length) root.appendChild(el("p", "empty", "No box has been heard from yet."));
+  for (const b of boxes) {
+    const head = el("div", "name");
+    const online = b.online === null ? "" : b.online ? "online" : "offline";
+    head.appendChild(el("span", "dot " + online));
+    head.appendChild(document.createTextNode(b.name ? b.name + " (" + b.box + ")" : b.box));
+    root.appendChild(head);
+    const facts = [];
+    if (b.ip) facts.push(b.ip);
+    if (b.cpu_usage != null) facts.push("CPU " + b.cpu_usage + " %");
+    if (b.temperature != null) facts.push(b.temperature + " °C");
+    if (b.seen_at) facts.push("heartbeat " + when(b.seen_at));
+    if (facts.length) root.appendChild(el("div", "sub", facts.join(" · ")));
+    const list = el("table");
+    for (const d of b.devices) {
+      const row = el("tr");
+      row.dataset.device = d.device;
+      const state = d.online === null ? "unknown" : d.online ? "online" : "offline";
+      const who = cell(row, el("span", "dot " + state));
+      who.appendChild(document.createTextNode(d.name || d.device));
+      if (d.name) who.appendChild(el("div", "sub", d.device));
+      cell(row, el("span", "sub", [d.device_type, d.location].filter(Boolean).join(" · ")));
+      cell(row, badge(state));
+      list.appendChild(row);
+    }
+    root.appendChild(list);
+  }
+}
+
+function renderRemote(decisions) {
+  const root = document.getElementById("remote");
+  root.replaceChildren();
+  if (!decisions.length) root.appendChild(el("p", "empty", "None."));
+  for (const d of decisions) {
+    const line = el("div");
+    line.appendChild(badge(d.decision));
+    line.appendChild(document.createTextNode(" " + d.door + " · " + d.reason + " · "));
+    line.appendChild(el("span", "sub", when(d.decided_at)));
+    root.appendChild(line);
+  }
+}
+
+function render(data) {
+  document.getElementById("bridge-id").textContent = data.bridge.bridge_id;
+  document.getElementById("version").textContent = data.bridge.version;
+  document.getElementById("uptime").textContent = duration(data.bridge.uptime_s);
+  document.getElementById("spool-depth").textContent = data.bridge.spool_depth;
+  const mqtt = document.getElementById("mqtt");
+  mqtt.textContent = data.mqtt.state;
+  mqtt.className = "badge " + ({connected: "ok", disconnected: "bad"}[data.mqtt.state] || "sub");
+  mqtt.title = data.mqtt.detail || "";
+  renderEvents(data.events);
+  renderPlugins(data.plugins);
+  renderBoxes(data.boxes);
+  renderRemote(data.remote_decisions);
+}
+
+async function refresh() {
+  const conn = document.getElementById("conn");
+  try {
+    const answer = await fetch("status.json", {cache: "no-store"});
+    if (!answer.ok) throw new Error("HTTP " + answer.status);
+    render(await answer.json());
+    conn.textContent = "updated " + new Date().toLocaleTimeString();
+    conn.className = "stat";
+  } catch (err) {
+    conn.textContent = "bridge unreachable (" + err.message + ")";
+    conn.className = "stat bad";
+  } finally {
+    setTimeout(refresh, CONFIG.refresh_ms);
+  }
+}
+refresh();
+</script>
+</body>
+</html>
+"""
+
+
+def render_page(refresh_s: float) -> str:
+    config = json.dumps({"refresh_ms": int(refresh_s * 1000)})
+    return PAGE.replace("__CONFIG__", config)

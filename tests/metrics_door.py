@@ -1,0 +1,41 @@
+"""A tiny door plugin for tests: announces one DoorDecision per live face event.
+
+Employees and VIPs get OPEN, blacklisted people DENY, everyone else nothing. Loaded with
+`--plugin fakedoor=tests.metrics_door:FakeDoor`.
+"""
+
+from __future__ import annotations
+
+from sophonfog_bridge import DecisionResult, DoorDecision, PersonType, hookimpl
+
+RESULTS = {
+    PersonType.EMPLOYEE: (DecisionResult.OPEN, "employee"),
+    PersonType.VIP: (DecisionResult.OPEN, "vip"),
+    PersonType.BLACKLIST: (DecisionResult.DENY, "blacklisted"),
+}
+
+
+class FakeDoor:
+    @hookimpl
+    def config_schema(self):
+        return {}
+
+    @hookimpl
+    def handle_event(self, event, delivery, bridge):
+        if not (event.is_live and delivery.live) or event.person_type not in RESULTS:
+            return
+        result, reason = RESULTS[event.person_type]
+        bridge.announce(
+            DoorDecision(
+                door="front",
+                decision=result,
+                reason=reason,
+                rule="test",
+                event_id=event.event_id,
+                identity_id=event.identity_id,
+                identity_name=event.identity_name,
+                person_type=event.person_type.value,
+                device=event.device,
+                score=event.score,
+            )
+        )
