@@ -75,11 +75,16 @@ def device_answer(seen: Seen) -> tuple[int, bytes]:
 
 class RelayServer:
     def __init__(
-        self, delay_s: float = 0.0, status: int | None = None, digest: tuple[str, str] | None = None
+        self,
+        delay_s: float = 0.0,
+        status: int | None = None,
+        digest: tuple[str, str] | None = None,
+        body: bytes | None = None,
     ):
         self.requests: list[Seen] = []
         self.delay_s = delay_s
         self.status = status
+        self.body = body  # answer this instead of the device's documented answer
         self.digest = digest  # (username, password): demand SHA-256 digest auth like Shelly Gen2
         self.nonce = "a1b2c3d4e5"
         self.realm = "shellyplus1-test"
@@ -109,6 +114,7 @@ class RelayServer:
                 if owner.delay_s:
                     time.sleep(owner.delay_s)
                 code, answer = device_answer(seen)
+                answer = owner.body if owner.body is not None else answer
                 self._reply(owner.status or code, answer, {"Content-Type": "application/json"})
 
             def _reply(self, code, body, headers):
@@ -201,3 +207,22 @@ class UserBackends:
     @hookimpl
     def door_backends(self):
         return {"file_relay": FileRelay}
+
+
+class RemoteButton:
+    """Plays the mqtt plugin's "Open door" button: a test route that calls `open_door`."""
+
+    @hookimpl
+    def register_routes(self, bridge):
+
+        def open_door(name):
+            results = bridge.call("open_door", door=name, source="test-button")
+            return {"decisions": [r.value.to_dict() for r in results if r.value is not None]}
+
+        def remote_doors():
+            return {"doors": [d for r in bridge.call("remote_doors") for d in r.value]}
+
+        return [
+            ("POST", "/test/open/<name>", open_door),
+            ("GET", "/test/remote_doors", remote_doors),
+        ]
