@@ -39,9 +39,8 @@ class Announcer:
         self._announced: dict[str, str] = {}  # discovery object id -> config on this link
         self._retained: dict[str, bytes | str] = {}  # state topics to say again
         self._people_path: Path = bridge.state_dir("mqtt") / "people.json"
+        # Only people seen as opted-in non-strangers: a listed id is not known to be a person.
         self.people = self._load_people()
-        for identity in self._listed_people():
-            self.people.setdefault(identity, identity)
         for info in bridge.known_devices():
             self.remember_device(info)
 

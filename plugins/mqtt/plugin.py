@@ -40,6 +40,7 @@ class MqttPlugin:
         self._stopping = threading.Event()
         self._jobs: queue.Queue[str] = queue.Queue()
         self._last_state = 0.0
+        self._state_due: float | None = None
 
     # ---- hooks -------------------------------------------------------------------------
 
@@ -89,7 +90,9 @@ class MqttPlugin:
                 self.conn.publish_many([(topic, payloads.event_json(event, False), False)])
                 return
             self._publish_event(event)
-        if time.monotonic() - self._last_state > _STATE_AFTER_EVENT_S:
+        if self._state_due is None:
+            # The events counter follows soon, but at most every few seconds.
+            self._state_due = max(time.monotonic(), self._last_state + _STATE_AFTER_EVENT_S)
             self._jobs.put(_STATE)
 
     @hookimpl
@@ -202,9 +205,11 @@ class MqttPlugin:
     def _announce_loop(self) -> None:
         interval = self.cfg["state_interval_s"]
         while not self._stopping.is_set():
-            wait = max(0.05, self._last_state + interval - time.monotonic())
+            due = self._last_state + interval
+            if self._state_due is not None:
+                due = min(due, self._state_due)
             try:
-                job = self._jobs.get(timeout=wait)
+                job = self._jobs.get(timeout=max(0.05, due - time.monotonic()))
             except queue.Empty:
                 job = _STATE
             try:
@@ -223,8 +228,8 @@ class MqttPlugin:
                         return
                     self.known.announce_all()
                     log.info("mqtt: Home Assistant came online; discovery sent again")
-                elif job == _STATE:
-                    self._last_state = time.monotonic()
+                elif job == _STATE and time.monotonic() >= due:
+                    self._last_state, self._state_due = time.monotonic(), None
                     if self._ready.is_set():
                         self.known.publish_bridge_state()
             except NotConnected as err:
