@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 from PIL import Image
-
 from sophonfog_bridge.plugins.snapshots.names import safe_component
+
 from sophonfog_bridge.samples import SHAPES, as_form, event_payload, jpeg
 
 from .conftest import wait_for
@@ -79,14 +79,6 @@ def expected_stem(ts_ms: int, device: str, person: str, name: str, event_id: str
     return f"{local:%Y-%m-%d}/{device}/{local:%H%M%S}_{person}_{name}_{event_id[:8]}"
 
 
-def device_of(shape: str) -> str:
-    if shape == "platform":
-        import uuid
-
-        return str(uuid.uuid5(uuid.NAMESPACE_URL, EP))
-    return EP
-
-
 def test_every_shape_saves_the_exact_bytes_annotated_copy_thumbnail_and_latest(
     bridge_factory, tmp_path
 ):
@@ -114,18 +106,21 @@ def test_every_shape_saves_the_exact_bytes_annotated_copy_thumbnail_and_latest(
         )
         event_id = post(bridge, payload, shape, form)
         sent.append((shape, form, ts_ms, person, name, event_id, scene, face))
-    recorded(tmp_path, len(sent))
+    # The capture device as the core resolved it (ep_id, else device_id, else the IP).
+    device_of = {line["event_id"]: line["device"] for line in recorded(tmp_path, len(sent))}
+    assert len(set(device_of.values())) == 3
     drained(bridge)
     names = files_under(root)
 
     for shape, form, ts_ms, person, name, event_id, scene, face in sent:
         what = f"{shape} {'form' if form else 'json'}"
-        stem = expected_stem(ts_ms, device_of(shape), person, name, event_id)
+        stem = expected_stem(ts_ms, device_of[event_id], person, name, event_id)
         # The V6 websocket record carries no scene: its face picture is the photo.
         main = face if shape == "ws" else scene
         assert (root / f"{stem}.jpg").read_bytes() == main, what
         assert (root / f"{stem}_registered.jpg").read_bytes() == REGISTERED, what
-        if shape == "ws":
+        if shape in ("ws", "v2r1"):
+            # ws: the face is already the photo; v2r1: no face picture and no face box.
             assert f"{stem}_face.jpg" not in names, what
         else:
             assert (root / f"{stem}_face.jpg").read_bytes() == face, what
@@ -134,14 +129,23 @@ def test_every_shape_saves_the_exact_bytes_annotated_copy_thumbnail_and_latest(
         assert annotated.format == "JPEG" and annotated.size == original.size, what
         thumb = Image.open(root / f"{stem}_thumb.jpg")
         assert max(thumb.size) == 64, what
-        if shape != "ws":
+        if shape not in ("ws", "v2r1"):
             # The face box (left=100, top=40 .. bottom=160 in the sample) is drawn in red.
             r, g, b = annotated.convert("RGB").getpixel((100, 100))
             assert r > 180 and g < 110 and b < 110, (what, (r, g, b))
 
+    # Without a face picture, the face is cut from the scene around the face box.
+    cut = event_payload("v2r2", identity_id="cut", timestamp_ms=base_ms - 1000, scene=SCENE)
+    del cut["ext_data"]["recognize_face"]
+    cut_id = post(bridge, cut)
+    recorded(tmp_path, len(sent) + 1)
+    drained(bridge)
+    [crop] = [n for n in files_under(root) if n.endswith(f"_{cut_id[:8]}_face.jpg")]
+    assert Image.open(root / crop).size == (150, 180)
+
     # latest.jpg is the newest event of each device, latest_<type>.jpg per person type.
-    for device in {device_of(s) for s, *_ in sent}:
-        mine = [s for s in sent if device_of(s[0]) == device]
+    for device in set(device_of.values()):
+        mine = [s for s in sent if device_of[s[5]] == device]
         newest = max(mine, key=lambda s: s[2])
         newest_main = newest[7] if newest[0] == "ws" else newest[6]
         assert (root / device / "latest.jpg").read_bytes() == newest_main
@@ -155,7 +159,7 @@ def test_every_shape_saves_the_exact_bytes_annotated_copy_thumbnail_and_latest(
         "history", identity_id="late", timestamp_ms=base_ms - 86_400_000, scene=SCENE
     )
     post(bridge, late, "history")
-    recorded(tmp_path, len(sent) + 1)
+    recorded(tmp_path, len(sent) + 2)
     drained(bridge)
     late_files = [n for n in files_under(root) if "_late_" in n or "_小明_" in n]
     assert late_files, "history events are saved too"
@@ -165,7 +169,7 @@ def test_every_shape_saves_the_exact_bytes_annotated_copy_thumbnail_and_latest(
 
     # Saved photos are served read-only with the right type; nothing else is.
     shape, form, ts_ms, person, name, event_id, scene, face = sent[0]
-    stem = expected_stem(ts_ms, device_of(shape), person, name, event_id)
+    stem = expected_stem(ts_ms, device_of[event_id], person, name, event_id)
     answer = requests.get(f"{bridge.url}/snapshots/{stem}.jpg", timeout=5)
     assert answer.status_code == 200 and answer.content == scene
     assert answer.headers["Content-Type"] == "image/jpeg"
@@ -237,7 +241,9 @@ def test_hostile_names_and_devices_stay_inside_the_folder(bridge_factory, tmp_pa
         post(bridge, payload)
     recorded(tmp_path, len(HOSTILE_NAMES))
     drained(bridge)
-    photos = [p for p in root.rglob("*.jpg") if "latest" not in p.name and "_annotated" not in p.name]
+    photos = [
+        p for p in root.rglob("*.jpg") if "latest" not in p.name and "_annotated" not in p.name
+    ]
     assert len(photos) == len(HOSTILE_NAMES)
     for photo in root.rglob("*"):
         assert photo.resolve().is_relative_to(root)
@@ -288,7 +294,9 @@ def test_safe_component_bounds_very_long_names_by_bytes():
 
 
 def test_corrupt_jpeg_and_bomb_are_reported_and_do_not_stop_deliveries(bridge_factory, tmp_path):
-    bridge = bridge_factory(config(tmp_path, save_registered=True, save_face=True), plugins=RECORDER)
+    bridge = bridge_factory(
+        config(tmp_path, save_registered=True, save_face=True), plugins=RECORDER
+    )
     root = bridge.workdir / "snapshots"
     bomb = bomb_png()
     started = time.monotonic()
@@ -341,7 +349,9 @@ def test_filters_and_retention_remove_exactly_what_they_should(bridge_factory, t
     too_old = put("2020-01-01/cam/000000_employee_a_11111111.jpg", 40)
     also_old = put("2020-01-02/cam/000000_employee_b_22222222_thumb.jpg", 31, 2_000)
     stale_tmp = put("2024-05-05/cam/.tmp-abc.jpg", 1)
-    by_size = [put(f"2024-05-0{n}/cam/000000_visitor_c{n}_3333333{n}.jpg", 6 - n) for n in range(1, 6)]
+    by_size = [
+        put(f"2024-05-0{n}/cam/000000_visitor_c{n}_3333333{n}.jpg", 6 - n) for n in range(1, 6)
+    ]
     kept_latest = put("cam/latest.jpg", 400)
     kept_note = "2020-01-01/notes.txt"
     (root / kept_note).write_text("mine")
@@ -375,17 +385,18 @@ def test_filters_and_retention_remove_exactly_what_they_should(bridge_factory, t
     assert not (root / "2019-12-31").exists()
 
     # Filters: only employee/blacklist events from EP are saved.
+    small = jpeg(64, 48, seed=7)  # stays within the size bound on the next pass
     ids = {
-        "visitor": post(bridge, event_payload("v2r2", identity_id="v", person_type="visitor")),
-        "other": post(bridge, event_payload("v2r2", identity_id="o", ep_id=OTHER_EP)),
-        "wanted": post(bridge, event_payload("v2r2", identity_id="w", scene=SCENE)),
+        "visitor": post(bridge, event_payload("v2r1", identity_id="v", person_type="visitor")),
+        "other": post(bridge, event_payload("v2r1", identity_id="o", ep_id=OTHER_EP)),
+        "wanted": post(bridge, event_payload("v2r1", identity_id="w", scene=small)),
     }
     recorded(tmp_path, 3)
     drained(bridge)
     names = files_under(root)
     assert not [n for n in names if ids["visitor"][:8] in n or ids["other"][:8] in n]
     wanted = [n for n in names if n.endswith(ids["wanted"][:8] + ".jpg")]
-    assert len(wanted) == 1 and (root / wanted[0]).read_bytes() == SCENE
+    assert len(wanted) == 1 and (root / wanted[0]).read_bytes() == small
     assert not [n for n in names if "_annotated" in n]
     assert bridge.health()["plugins"]["snapshots"]["filtered"] == 2
     assert bridge.stop() == 0

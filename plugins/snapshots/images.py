@@ -106,15 +106,16 @@ def face_crop(image: Image.Image, rect: FaceRect) -> bytes | None:
     return encode_jpeg(image.crop(padded))
 
 
-def caption(event: Event, local: datetime, name: str) -> str:
+def caption(event: Event, local: datetime, name: str) -> tuple[str, str]:
+    """Who (name, person type, score), then where and when (device, local time)."""
     return (
-        f"{name} · {event.person_type.value} · {event.score * 100:.0f}% · "
-        f"{event.device} · {local:%Y-%m-%d %H:%M:%S}"
+        f"{name} · {event.person_type.value} · {event.score * 100:.0f}%",
+        f"{event.device} · {local:%Y-%m-%d %H:%M:%S}",
     )
 
 
-def annotate(image: Image.Image, event: Event, text: str, fonts: FontSource) -> bytes:
-    """A copy with the face box and a caption band along the bottom."""
+def annotate(image: Image.Image, event: Event, text: tuple[str, str], fonts: FontSource) -> bytes:
+    """A copy with the face box and a caption band along the bottom (one or two lines)."""
     canvas = image.convert("RGB")
     draw = ImageDraw.Draw(canvas, "RGBA")
     line = max(2, round(min(canvas.size) / 160))
@@ -124,11 +125,16 @@ def annotate(image: Image.Image, event: Event, text: str, fonts: FontSource) -> 
             draw.rectangle(box, outline=BOX_COLOUR, width=line)
     font_px = max(12, min(48, canvas.height // 18))
     font = fonts.get(font_px)
-    text = _fit(draw, text, font, canvas.width - 2 * line)
     pad = max(3, font_px // 4)
-    top = canvas.height - font_px - 2 * pad
+    width = canvas.width - 2 * pad
+    joined = " · ".join(text)
+    lines = [joined] if draw.textlength(joined, font=font) <= width else list(text)
+    lines = [_fit(draw, t, font, width) for t in lines]
+    step = font_px + pad
+    top = canvas.height - len(lines) * step - pad
     draw.rectangle((0, top, canvas.width, canvas.height), fill=(0, 0, 0, 160))
-    draw.text((pad, top + pad), text, font=font, fill=(255, 255, 255))
+    for n, text_line in enumerate(lines):
+        draw.text((pad, top + pad + n * step), text_line, font=font, fill=(255, 255, 255))
     return encode_jpeg(canvas)
 
 

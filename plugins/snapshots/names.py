@@ -15,7 +15,6 @@ from sophonfog_bridge import Event
 
 # Characters that separate paths or are refused on Windows/SMB shares people copy to.
 _RESERVED = re.compile(r'[/\\<>:"|?*\s]+')
-_REPEATS = re.compile(r"_{2,}")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # Cc control, Cf format (bidi overrides, RTL marks, zero-width), Cs lone surrogates.
 _INVISIBLE = {"Cc", "Cf", "Cs"}
@@ -32,8 +31,8 @@ FALLBACK = "unknown"
 def safe_component(text: str, max_bytes: int = NAME_BYTES, fallback: str = FALLBACK) -> str:
     """One path component: no separators, no control or bidi characters, not `.`/`..`."""
     text = unicodedata.normalize("NFC", str(text))
+    text = _RESERVED.sub("_", text)
     text = "".join(c for c in text if unicodedata.category(c) not in _INVISIBLE)
-    text = _REPEATS.sub("_", _RESERVED.sub("_", text))
     text = _truncate_utf8(text, max_bytes).strip("._ ")
     if not text:
         return fallback
