@@ -173,7 +173,9 @@ def test_discovery_topics_images_and_doors(mosquitto, bridge_factory, tmp_path: 
     assert bridge.post("/DeviceStatus", samples.status_payload("AKOPKKKKK", 2)).ok
     post_event(bridge, "employee", seed=99, shape="history", identity_id="old1", ep_id=EP1)
     scenes = [
-        post_event(bridge, kind, seed=10 + i, identity_id="s-123" if kind == "stranger" else "10001")
+        post_event(
+            bridge, kind, seed=10 + i, identity_id="s-123" if kind == "stranger" else "10001"
+        )
         for i, kind in enumerate(PERSON_TYPES)
     ]
     base = "sophonfog/akopkkkkk__192-168-1-101-" + _hash(EP1)

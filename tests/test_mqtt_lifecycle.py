@@ -1,0 +1,237 @@
+"""The mqtt plugin across restarts, kills, HA restarts, broker outages and two bridges."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import threading
+import uuid
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from .conftest import Mosquitto, port_open, wait_for
+from .mqtt_tap import Message, Tap
+from .recorder import read_lines
+from .test_mqtt import EP1, PLUGINS, _hash, configs, mqtt_config, post_event
+
+BASE1 = "sophonfog/akopkkkkk__192-168-1-101-" + _hash(EP1)
+DEVICE1_CONFIG = f"homeassistant/device/sophonfog_sophonfog_dev_{BASE1.split('/')[1]}/config"
+
+
+def since(tap: Tap, mark: int, topic: str) -> list[Message]:
+    return [m for m in tap.messages[mark:] if m.topic == topic]
+
+
+def test_restart_kill_rediscovery_and_retained_commands(mosquitto, bridge_factory, tmp_path):
+    tap = Tap(mosquitto.host, mosquitto.port)
+    stub_log = tmp_path / "doors.jsonl"
+    config = mqtt_config(mosquitto)
+    config["plugins"]["doorstub"] = {"path": str(stub_log), "devices": [EP1]}
+    workdir = tmp_path / "bridge"
+    bridge = bridge_factory(config, plugins=PLUGINS, workdir=workdir)
+    post_event(bridge, "visitor", seed=1)
+    wait_for(lambda: tap.on(BASE1 + "/event"), 10, what="the first event")
+
+    # Home Assistant restarted: discovery and retained states come again.
+    mark = len(tap.messages)
+    tap.publish("homeassistant/status", "online")
+    wait_for(lambda: since(tap, mark, DEVICE1_CONFIG), 10, what="rediscovery")
+    wait_for(lambda: since(tap, mark, BASE1 + "/last"), 10, what="retained state again")
+    assert (
+        since(tap, mark, BASE1 + "/snapshot")[-1].payload == tap.on(BASE1 + "/snapshot")[0].payload
+    )
+    assert not since(tap, mark, BASE1 + "/event"), "momentary events are never replayed"
+
+    # A clean stop says offline and leaves the discovery configs alone.
+    mark = len(tap.messages)
+    assert bridge.stop() == 0
+    said = wait_for(lambda: since(tap, mark, "sophonfog/status"), 5, what="offline on stop")
+    assert [m.text for m in said] == ["offline"]
+    late = Tap(mosquitto.host, mosquitto.port, ("sophonfog/status",))
+    kept = wait_for(lambda: late.on("sophonfog/status"), 5, what="the retained status")
+    assert [(m.text, m.retain) for m in kept] == [("offline", True)]
+    late.close()
+    assert not [m for m in tap.messages if m.topic.startswith("homeassistant/") and not m.payload]
+
+    # A retained command waiting on the broker must never open a door.
+    tap.publish(BASE1 + "/open_door", "front", retain=True)
+    mark = len(tap.messages)
+    bridge = bridge_factory(config, plugins=PLUGINS, workdir=workdir)
+    wait_for(lambda: [m for m in since(tap, mark, "sophonfog/status") if m.text == "online"], 10)
+    # The device is announced at startup from what the bridge remembers, before any event.
+    announced = since(tap, mark, DEVICE1_CONFIG)
+    assert announced and json.loads(announced[-1].payload)["cmps"]["face"]["platform"] == "event"
+    tap.publish(BASE1 + "/open_door", "front")
+    wait_for(lambda: read_lines(stub_log), 10, what="the live command")
+    wait_for(lambda: tap.on(BASE1 + "/access"), 10, what="its access decision")
+    assert read_lines(stub_log) == [{"door": "front", "source": "mqtt", "published": [True]}]
+
+    # Killed: the broker announces the last will.
+    mark = len(tap.messages)
+    bridge.kill()
+    offline = wait_for(lambda: since(tap, mark, "sophonfog/status"), 10, what="last will")
+    assert [m.text for m in offline] == ["offline"]
+    tap.close()
+
+
+class PersistentBroker(Mosquitto):
+    """Mosquitto on a fixed port that keeps sessions across its own restart."""
+
+    def start(self) -> PersistentBroker:
+        store = self.workdir / "store"
+        store.mkdir(parents=True, exist_ok=True)
+        conf = self.workdir / "persistent.conf"
+        conf.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+            f"persistence true\npersistence_location {store}/\n"
+        )
+        self.proc = subprocess.Popen(
+            ["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_for(lambda: port_open(self.port), 10, what="mosquitto to listen")
+        return self
+
+
+class SessionTap:
+    """A subscriber with a persistent session: the broker queues what it misses."""
+
+    def __init__(self, port: int, topic: str):
+        self.messages: list[Message] = []
+        self._lock = threading.Lock()
+        self._subscribed = threading.Event()
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"session-{uuid.uuid4().hex[:8]}",
+            clean_session=False,
+        )
+        self.client.reconnect_delay_set(0.2, 0.5)
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, 1)
+        self.client.on_subscribe = lambda c, u, mid, rcs, p: self._subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        wait_for(self._subscribed.is_set, 10, what="session subscription")
+
+    def _on_message(self, client, userdata, msg) -> None:
+        with self._lock:
+            self.messages.append(Message(msg.topic, bytes(msg.payload), bool(msg.retain), msg.qos))
+
+    def identities(self, topic: str) -> list[str]:
+        with self._lock:
+            return [json.loads(m.payload)["identity_id"] for m in self.messages if m.topic == topic]
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def test_events_during_a_broker_outage_arrive_in_order(bridge_factory, tmp_path: Path):
+    broker = PersistentBroker(tmp_path).start()
+    try:
+        tap = SessionTap(broker.port, BASE1 + "/event")
+        config = mqtt_config(broker, reconnect_max_s=1)
+        bridge = bridge_factory(config)
+        post_event(bridge, "employee", seed=0, identity_id="p0")
+        wait_for(lambda: tap.identities(BASE1 + "/event") == ["p0"], 10, what="p0")
+
+        broker.stop()
+        wait_for(lambda: not bridge.health()["plugins"]["mqtt"]["connected"], 10)
+        for i in range(1, 6):
+            post_event(bridge, "visitor", seed=i, identity_id=f"p{i}")
+        mqtt_health = wait_for(
+            lambda: (h := bridge.health()["plugins"]["mqtt"])["backlog"] >= 5 and h, 5
+        )
+        assert mqtt_health["state"] == "retrying"
+
+        broker.start()  # same port, same persisted sessions
+        expected = [f"p{i}" for i in range(6)]
+        wait_for(
+            lambda: _first_seen(tap.identities(BASE1 + "/event")) == expected,
+            20,
+            what=f"{expected} in order, got {tap.identities(BASE1 + '/event')}",
+        )
+        wait_for(bridge.drained, 10, what="the mqtt backlog to drain")
+        assert bridge.health()["plugins"]["mqtt"]["connected"] is True
+        tap.close()
+    finally:
+        broker.stop()
+
+
+def _first_seen(ids: list[str]) -> list[str]:
+    """At-least-once: a record in flight at the outage may come twice, never out of order."""
+    return list(dict.fromkeys(ids))
+
+
+HOSTILE = ["1.2.3.4", "1_2_3_4", "a/b+#", "小明", "box"]
+
+
+def test_two_bridges_and_hostile_ids_never_collide(mosquitto, bridge_factory):
+    tap = Tap(mosquitto.host, mosquitto.port)
+    bridges = {}
+    for name in ("north", "south"):
+        bridge = bridge_factory(mqtt_config(mosquitto, bridge_id=name, people="employees"))
+        for i, ep_id in enumerate(HOSTILE):
+            post_event(bridge, "employee", seed=i, ep_id=ep_id, identity_id="小明")
+        bridges[name] = bridge
+    for name in bridges:
+        wait_for(
+            lambda n=name: len(tap.matching(lambda m: _is_event(m, f"sophonfog_{n}"))) == 5,
+            15,
+            what=f"{name}'s events",
+        )
+
+    found = configs(tap)
+    by_bridge = {
+        name: {
+            t: c
+            for t, c in found.items()
+            if f"_sophonfog_{name}_" in t or f"sophonfog_{name}_" in t
+        }
+        for name in bridges
+    }
+    assert len(by_bridge["north"]) + len(by_bridge["south"]) == len(found)
+    unique = {name: _unique_ids(cfgs) for name, cfgs in by_bridge.items()}
+    assert unique["north"] and not unique["north"] & unique["south"]
+    assert all(u.startswith("sophonfog_north_") for u in unique["north"])
+    for name, cfgs in by_bridge.items():
+        assert {c["availability_topic"] for c in cfgs.values()} == {f"sophonfog_{name}/status"}
+        entity_ids = [
+            c["default_entity_id"] for cfg in cfgs.values() for c in cfg["cmps"].values()
+            if "default_entity_id" in c
+        ]  # fmt: skip
+        assert len(entity_ids) == len(set(entity_ids))
+        event_topics = {
+            m.topic for m in tap.matching(lambda m, n=name: _is_event(m, f"sophonfog_{n}"))
+        }
+        slugs = sorted(t.split("/")[1] for t in event_topics)
+        assert len(slugs) == len(HOSTILE), slugs
+        assert all(re.fullmatch(r"[a-z0-9_-]+", s) for s in slugs)
+        assert "1_2_3_4" in slugs and any(s.startswith("1-2-3-4-") for s in slugs)
+        assert any(s.startswith("xiao-ming-") for s in slugs)
+        assert "box" not in slugs, "a device may not take a first-level name of the plugin"
+        person = [m for m in tap.messages if m.topic.startswith(f"sophonfog_{name}/person/")]
+        assert {m.topic.split("/")[2] for m in person} == {"xiao-ming-" + _hash("小明")}
+        payload_ids = {
+            json.loads(m.payload)["device"]
+            for m in tap.matching(lambda m, n=name: _is_event(m, f"sophonfog_{n}"))
+        }
+        assert payload_ids == set(HOSTILE), "original ids stay in the payloads"
+    clients = {b.health()["plugins"]["mqtt"]["client_id"] for b in bridges.values()}
+    assert len(clients) == 2 and all(c.startswith("sophonfog-bridge-") for c in clients)
+    tap.close()
+
+
+def _is_event(message: Message, base: str) -> bool:
+    parts = message.topic.split("/")
+    return len(parts) == 3 and parts[0] == base and parts[2] == "event"
+
+
+def _unique_ids(cfgs: dict[str, dict]) -> set[str]:
+    ids = {
+        c["unique_id"] for cfg in cfgs.values() for c in cfg["cmps"].values() if "unique_id" in c
+    }
+    ids |= {cfg["dev"]["identifiers"][0] for cfg in cfgs.values()}
+    return ids
