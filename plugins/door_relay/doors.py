@@ -127,6 +127,12 @@ class Door:
         except JournalError as err:
             return _replace(job.decision, DecisionResult.ERROR, "journal", str(err))
         started = time.perf_counter()
+        if job.event is not None:
+            log.debug(
+                "door %s: pulsing %.1f ms after the event was received",
+                self.name,
+                (datetime.now(timezone.utc) - job.event.received_at).total_seconds() * 1000,
+            )
         try:
             confirmation = self.backend.pulse(pulse)
         except Exception as err:
