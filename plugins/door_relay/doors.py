@@ -61,6 +61,8 @@ class Door:
                 "target": describe(backend),
                 "state": "idle",
                 "last_error": None,
+                # Every key exists from the start: health() copies this while a worker updates.
+                "last_ok_ms": None,
             },
         }
         self._jobs: queue.Queue[Job | None] = queue.Queue()
