@@ -115,6 +115,71 @@ def cmd_send_test_event(args: argparse.Namespace) -> int:
         return 1
 
 
+def cmd_configure_box(args: argparse.Namespace) -> int:
+    from .boxapi import BoxApiError, BoxClient, merge_receivers, settings_body
+
+    try:
+        client = BoxClient(args.box, timeout=args.timeout)
+    except BoxApiError as err:
+        print(err, file=sys.stderr)
+        return 2
+    current: list[str] | None
+    try:
+        current = client.receivers()
+        print(f"box {client.base} sends events to: {', '.join(current) or '(nobody)'}")
+    except BoxApiError as err:
+        current = None
+        print(f"cannot read the box's current receivers: {err}", file=sys.stderr)
+        if not args.replace:
+            print(
+                "not changing anything: the box would forget its other receivers. "
+                "Use --replace to make this bridge its only receiver.",
+                file=sys.stderr,
+            )
+            return 2
+    urls = merge_receivers(current or [], args.url, args.replace)
+    body = settings_body(urls, not args.no_reg_pic, args.form_data)
+    print(f"POST {client.base}/SophonFogSys/api/EventServerUrl {json.dumps(body)}")
+    if args.dry_run:
+        print("dry run: nothing sent")
+        return 0
+    try:
+        answer = client.set_receivers(urls, not args.no_reg_pic, args.form_data)
+    except BoxApiError as err:
+        print(err, file=sys.stderr)
+        return 1
+    print(f"box answered HTTP {answer.status}: {answer.text()}")
+    return 0 if answer.ok else 1
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from .replay import Progress, ReplayFileError, load_events, replay
+
+    events = []
+    for path in args.files:
+        try:
+            events += load_events(path)
+        except (OSError, ReplayFileError) as err:
+            print(f"cannot replay {path}: {err}", file=sys.stderr)
+            return 2
+    if not events:
+        print("no events in the given files", file=sys.stderr)
+        return 2
+    result = replay(
+        events,
+        args.url,
+        token=args.token,
+        now=args.now,
+        delay_s=args.delay,
+        timeout=args.timeout,
+        progress=None if args.quiet else Progress(len(events), sys.stderr),
+    )
+    for error in result.errors[:20]:
+        print(error, file=sys.stderr)
+    print(f"{result.sent} sent, {result.failed} failed")
+    return 0 if result.failed == 0 else 1
+
+
 def _encode_multipart(fields: dict[str, str]) -> tuple[bytes, str]:
     import uuid
 
@@ -163,6 +228,24 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--score", type=float, default=0.92)
     p.add_argument("--ep-id", default="AKOPKKKKK__192.168.1.101")
     p.add_argument("--form", action="store_true", help="send multipart form-data")
+
+    p = sub.add_parser("configure-box", help="point a box at this bridge through the box's API")
+    p.add_argument("--box", required=True, help="the box, e.g. http://192.168.1.20:5555")
+    p.add_argument("--url", required=True, help="e.g. http://<bridge>:9528/RealTimeEvent")
+    p.add_argument("--form-data", action="store_true", help="box posts form-data, not JSON")
+    p.add_argument("--no-reg-pic", action="store_true", help="without registered photos")
+    p.add_argument("--replace", action="store_true", help="drop the box's other receivers")
+    p.add_argument("--dry-run", action="store_true", help="show the request, send nothing")
+    p.add_argument("--timeout", type=float, default=5.0)
+
+    p = sub.add_parser("replay", help="re-post saved event JSON files to a bridge")
+    p.add_argument("files", nargs="+", metavar="FILE", help="one event, a JSON list, or JSON lines")
+    p.add_argument("--url", default="http://127.0.0.1:9528/RealTimeEvent")
+    p.add_argument("--token", help="the bridge's http.token, if it has one")
+    p.add_argument("--now", action="store_true", help="restamp events with the current time")
+    p.add_argument("--delay", type=float, default=0.0, help="seconds between events")
+    p.add_argument("--timeout", type=float, default=5.0)
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     return top
 
 
@@ -171,6 +254,8 @@ COMMANDS = {
     "check-config": cmd_check_config,
     "plugins": cmd_plugins,
     "send-test-event": cmd_send_test_event,
+    "configure-box": cmd_configure_box,
+    "replay": cmd_replay,
 }
 
 
