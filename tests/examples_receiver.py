@@ -25,7 +25,8 @@ class Received:
 class Receiver:
     def __init__(self, port: int = 0, status: int = 200, answers: dict[str, Any] | None = None):
         self.status = status
-        self.answers = answers or {}  # (method, path) -> JSON body for that request
+        # (method, path) -> (status, JSON answer), or a callable taking the request body
+        self.answers = answers or {}
         self.requests: list[Received] = []
         self._lock = threading.Lock()
         receiver = self
@@ -34,7 +35,7 @@ class Receiver:
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                status, answer = receiver.answer(self.command, self.path)
+                status, answer = receiver.answer(self.command, self.path, body)
                 with receiver._lock:
                     receiver.requests.append(
                         Received(self.command, self.path, dict(self.headers), body, status)
@@ -56,10 +57,10 @@ class Receiver:
         self.url = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def answer(self, method: str, path: str) -> tuple[int, Any]:
+    def answer(self, method: str, path: str, body: bytes) -> tuple[int, Any]:
         found = self.answers.get((method, path.split("?")[0]))
         if callable(found):
-            return found()
+            return found(body)
         if found is not None:
             return found
         return self.status, {"ok": self.status < 400}
