@@ -96,7 +96,7 @@ class SyslogPlugin:
             log.info("syslog: %s reachable again (%d dropped)", self.address, self.dropped)
             self.down_since_error = None
 
-    def _went_down(self, err: OSError) -> None:
+    def _went_down(self, err: Exception) -> None:
         if self.down_since_error is None:
-            log.warning("syslog: %s", err.strerror or err)
+            log.warning("syslog: %s", err)
         self.down_since_error = str(err)

@@ -14,12 +14,18 @@ import socket
 from .config import Address
 
 
-class Unreachable(OSError):
+class Unreachable(Exception):
     """The daemon cannot take the message now; send it again later."""
 
 
-class Lost(OSError):
+class Lost(Exception):
     """The datagram could not be sent and is gone."""
+
+
+def _reason(err: OSError) -> str:
+    if isinstance(err, TimeoutError):
+        return "timed out"
+    return err.strerror or str(err) or type(err).__name__
 
 
 def frame_octets(message: bytes) -> bytes:
@@ -53,7 +59,7 @@ class UdpTransport:
             self.sock.sendto(message, self.target)
         except OSError as err:
             self.close()
-            raise Lost(err.errno, f"cannot send to {self.address}: {err.strerror or err}") from err
+            raise Lost(f"cannot send to {self.address}: {_reason(err)}") from err
 
     def close(self) -> None:
         if self.sock is not None:
@@ -113,9 +119,7 @@ class StreamTransport:
             self.sock.sendall(self.frame(message))
         except OSError as err:
             self.close()
-            raise Unreachable(
-                err.errno, f"{self.address}: {err.strerror or err or 'timed out'}"
-            ) from err
+            raise Unreachable(f"{self.address}: {_reason(err)}") from err
 
     def close(self) -> None:
         if self.sock is not None:
@@ -156,8 +160,8 @@ class UnixDatagramTransport:
                 self.stream.send(message)
                 return
             if err.errno in (errno.ENOBUFS, errno.EAGAIN) or isinstance(err, TimeoutError):
-                raise Unreachable(err.errno, f"{self.address}: busy") from err
-            raise Lost(err.errno, f"cannot send to {self.address}: {err.strerror}") from err
+                raise Unreachable(f"{self.address}: busy") from err
+            raise Lost(f"cannot send to {self.address}: {_reason(err)}") from err
 
     def close(self) -> None:
         if self.sock is not None:

@@ -1,0 +1,37 @@
+"""A stand-in door for the syslog tests: announces one DoorDecision per event.
+
+Loaded with `--plugin announcer=tests.syslog_announcer:Announcer`; the decision travels
+through the real bridge and spool to every plugin's `handle_door_decision`.
+"""
+
+from __future__ import annotations
+
+from sophonfog_bridge import DecisionResult, DoorDecision, PersonType, hookimpl
+
+RESULTS = {
+    PersonType.EMPLOYEE: DecisionResult.OPEN,
+    PersonType.STRANGER: DecisionResult.DENY,
+    PersonType.BLACKLIST: DecisionResult.ERROR,
+}
+
+
+class Announcer:
+    @hookimpl
+    def handle_event(self, event, delivery, bridge):
+        if not delivery.live:
+            return
+        result = RESULTS.get(event.person_type, DecisionResult.DENY)
+        bridge.announce(
+            DoorDecision(
+                door="front",
+                decision=result,
+                reason=f'rule "a]b\\c" said {result.value}',
+                rule="staff",
+                event_id=event.event_id,
+                identity_id=event.identity_id,
+                identity_name=event.identity_name,
+                person_type=event.person_type.value,
+                device=event.device,
+                score=event.score,
+            )
+        )
