@@ -16,7 +16,7 @@ from .door_relay_helpers import RelayServer
 from .recorder import read_lines
 
 # V2R2 events name their device by IP only (ep_id is a V2R1/history field), so doors here
-# list IPs; test_ep_id_and_ip_both_map covers ep_id matching.
+# list IPs; test_ep_id_and_ip_both_map covers the difference.
 GATE = "AKOPKKKKK__192.168.1.101"
 OTHER_GATE = "AKOPKKKKK__192.168.1.102"
 THIRD_GATE = "AKOPKKKKK__192.168.1.103"
@@ -236,7 +236,8 @@ def test_relay_down_or_slow_stays_shut_and_other_doors_keep_working(bridge_facto
         assert "unreachable" in health["front_gate"]["backend"]["last_error"]
         assert health["front_gate"]["last_decision"]["decision"] == "error"
         wait_for(bridge.drained, what="bridge drained")
-        time.sleep(0.3)  # a re-pulse, if there were one, would have to show up now
+        back = bridge.health()["plugins"]["door_relay"]["doors"]["back_gate"]
+        assert (back["queued"], back["errors"], back["opened"]) == (0, 1, 0)
         assert len(slow.seen()) == 1
     finally:
         slow.close()
@@ -249,3 +250,16 @@ def test_insecure_config_is_refused(bridge_factory, tmp_path, relay):
     assert bridge.proc.wait(15) != 0
     assert "blacklisted people never open a door" in bridge.logs()
     assert "plugins.door_relay.doors.0.person_types" in bridge.logs()
+
+
+def test_ep_id_and_ip_both_map(bridge_factory, tmp_path, relay):
+    doors = [door("front_gate", [GATE], relay, cooldown_s=0)]
+    bridge = bridge_factory(config(tmp_path, doors), RECORDER)
+    by_ep_id = post(bridge, payload("v2r1", ep_id=GATE))  # V2R1 names the device by ep_id
+    assert decision_for(tmp_path, by_ep_id)["decision"] == "open"
+    # V2R2 names it by IP only: a door listing only the ep_id does not serve it.
+    by_ip = post(bridge, payload("v2r2", ep_id=GATE))
+    wait_for(lambda: by_ip in events_seen(tmp_path), what="the IP-only event delivered")
+    wait_for(bridge.drained, what="bridge drained")
+    assert not [d for d in decisions(tmp_path) if d["event_id"] == by_ip]
+    assert len(relay.seen()) == 1
