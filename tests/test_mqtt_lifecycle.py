@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import threading
 import uuid
@@ -89,7 +90,9 @@ class PersistentBroker(Mosquitto):
             f"persistence true\npersistence_location {store}/\n"
         )
         self.proc = subprocess.Popen(
-            ["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            [shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_for(lambda: port_open(self.port), 10, what="mosquitto to listen")
         return self

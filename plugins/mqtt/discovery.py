@@ -31,6 +31,12 @@ class Context:
     def ident(self, *parts: str) -> str:
         return "_".join(("sophonfog", self.bridge_id, *parts))
 
+    def entity_base(self, owner: str) -> str:
+        """`<bridge_id>_<device slug>` for capture devices, `<bridge_id>_box_...` etc."""
+        short = owner.removeprefix("sophonfog_")
+        capture = f"{self.bridge_id}_dev_"
+        return self.bridge_id + "_" + short[len(capture) :] if short.startswith(capture) else short
+
     def envelope(self, device: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
         return {
             "dev": device,
@@ -54,7 +60,7 @@ def _entity(
         "platform": platform,
         "name": name,
         "unique_id": f"{owner}_{key}",
-        "default_entity_id": f"{platform}.{entity_slug(owner + '_' + key)}",
+        "default_entity_id": f"{platform}.{entity_slug(ctx.entity_base(owner) + '_' + key)}",
         **options,
     }
 
