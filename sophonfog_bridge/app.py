@@ -156,7 +156,12 @@ def create_app(bridge: Bridge) -> bottle.Bottle:
     metrics = bridge.metrics
 
     def accept_event(payload: dict[str, Any], history: bool) -> dict[str, Any]:
-        event = parse_event(payload, history=history, max_image_bytes=max_image)
+        event = parse_event(
+            payload,
+            history=history,
+            max_image_bytes=max_image,
+            ep_id_for_ip=bridge.devices.ep_id_for_ip,
+        )
         if event.score < threshold:
             metrics.dropped.labels("below_threshold").inc()
             log.debug("event %s below threshold (%.3f)", event.short_id, event.score)

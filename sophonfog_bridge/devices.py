@@ -30,10 +30,19 @@ class KnownDevices:
             pass
         except (OSError, ValueError) as err:
             log.warning("devices: cannot read %s (%s); starting empty", self.path, err)
+        self._by_ip = {
+            d["device_ip"]: d["ep_id"]
+            for d in self._devices.values()
+            if d.get("ep_id") and d.get("device_ip")
+        }
 
     def all(self) -> list[dict[str, Any]]:
         with self._lock:
             return [dict(d) for d in self._devices.values()]
+
+    def ep_id_for_ip(self, ip: str) -> str | None:
+        """The `<dev_sno>__<ip>` id a heartbeat or history event gave this camera IP."""
+        return self._by_ip.get(ip)
 
     def get(self, device: str) -> dict[str, Any] | None:
         with self._lock:
@@ -84,6 +93,8 @@ class KnownDevices:
             if merged == current:
                 return False
             self._devices[key] = merged
+            if merged.get("ep_id") and merged.get("device_ip"):
+                self._by_ip[merged["device_ip"]] = merged["ep_id"]
             self._write(json.dumps(self._devices, ensure_ascii=False, indent=1))
         return True
 

@@ -17,7 +17,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -400,9 +400,18 @@ def event_id_for(device: str, identity_id: str, timestamp: datetime, score: floa
 
 
 def parse_event(
-    payload: Mapping[str, Any], *, history: bool = False, max_image_bytes: int = 4 << 20
+    payload: Mapping[str, Any],
+    *,
+    history: bool = False,
+    max_image_bytes: int = 4 << 20,
+    ep_id_for_ip: Callable[[str], str | None] | None = None,
 ) -> Event:
-    """Any documented event shape -> Event. Raises WireError naming the bad field."""
+    """Any documented event shape -> Event. Raises WireError naming the bad field.
+
+    V2R2+ real-time events name their camera only by IP while heartbeats and history
+    events use `<dev_sno>__<ip>`; `ep_id_for_ip` (the bridge's known devices) lets both
+    land on the same device id.
+    """
     if not isinstance(payload, Mapping):
         raise WireError("body: expected a JSON object")
     _shallow_body(payload)
@@ -411,6 +420,8 @@ def parse_event(
     ext = dict(flat.get("ext_data") or {})
     ep_id = flat.get("ep_id") or None
     device_ip = flat.get("device_ip") or None
+    if not ep_id and device_ip and ep_id_for_ip is not None:
+        ep_id = ep_id_for_ip(device_ip)
     if ep_id and "__" in ep_id and not device_ip:
         device_ip = ep_id.split("__", 1)[1] or None
     device = ep_id or flat.get("device_id") or device_ip

@@ -311,3 +311,14 @@ def test_answer_does_not_wait_for_a_slow_plugin(bridge_factory, tmp_path):
     # Five answers while the plugin sleeps 2 s per event: they cannot have waited for it.
     assert time.monotonic() - started < 2.0
     assert bridge.health()["plugins"]["recorder"]["backlog"] >= 4
+
+
+def test_ip_only_events_join_the_device_a_heartbeat_named(bridge, tmp_path):
+    before = bridge.post(payload=event_payload("v2r2", identity_id="early", scene=SCENE))
+    assert before.status_code == 200
+    bridge.post("/DeviceStatus", status_payload(devices=1))
+    bridge.post(payload=event_payload("v2r2", identity_id="later", scene=SCENE))
+    lines = [x for x in recorded(tmp_path, 3) if x["record"] == "event"]
+    devices = {line["identity_id"]: (line["device"], line["box"]) for line in lines}
+    assert devices["early"] == ("192.168.1.101", None)
+    assert devices["later"] == ("AKOPKKKKK__192.168.1.101", "AKOPKKKKK")
