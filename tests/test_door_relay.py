@@ -15,8 +15,8 @@ from .conftest import wait_for
 from .door_relay_helpers import RelayServer
 from .recorder import read_lines
 
-# V2R2 events name their device by IP only (ep_id is a V2R1/history field), so doors here
-# list IPs; test_ep_id_and_ip_both_map covers the difference.
+# V2R2 events name their device by IP only (ep_id is a V2R1/history field, or learned by the
+# core from earlier events and heartbeats), so doors here list IPs; see test_ep_id_and_ip_both_map.
 GATE = "AKOPKKKKK__192.168.1.101"
 OTHER_GATE = "AKOPKKKKK__192.168.1.102"
 THIRD_GATE = "AKOPKKKKK__192.168.1.103"
@@ -253,13 +253,20 @@ def test_insecure_config_is_refused(bridge_factory, tmp_path, relay):
 
 
 def test_ep_id_and_ip_both_map(bridge_factory, tmp_path, relay):
-    doors = [door("front_gate", [GATE], relay, cooldown_s=0)]
+    unseen = "AKOPKKKKK__192.168.1.150"
+    doors = [door("front_gate", [GATE, unseen], relay, cooldown_s=0)]
     bridge = bridge_factory(config(tmp_path, doors), RECORDER)
-    by_ep_id = post(bridge, payload("v2r1", ep_id=GATE))  # V2R1 names the device by ep_id
-    assert decision_for(tmp_path, by_ep_id)["decision"] == "open"
-    # V2R2 names it by IP only: a door listing only the ep_id does not serve it.
-    by_ip = post(bridge, payload("v2r2", ep_id=GATE))
+    # V2R2 names its camera by IP only: a door listing only the ep_id cannot serve a camera
+    # whose ep_id the bridge has not learned yet...
+    by_ip = post(bridge, payload("v2r2", ep_id=unseen))
     wait_for(lambda: by_ip in events_seen(tmp_path), what="the IP-only event delivered")
     wait_for(bridge.drained, what="bridge drained")
     assert not [d for d in decisions(tmp_path) if d["event_id"] == by_ip]
-    assert len(relay.seen()) == 1
+    assert relay.seen() == []
+    # ...V2R1 names it by ep_id, and from then on the core gives later IP-only events that ep_id.
+    by_ep_id = post(bridge, payload("v2r1", ep_id=GATE))
+    assert decision_for(tmp_path, by_ep_id)["decision"] == "open"
+    learned = post(bridge, payload("v2r2", ep_id=GATE))
+    opened = decision_for(tmp_path, learned)
+    assert (opened["decision"], opened["device"]) == ("open", GATE)
+    assert len(relay.seen()) == 2
