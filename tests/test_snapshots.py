@@ -108,7 +108,6 @@ def test_every_shape_saves_the_exact_bytes_annotated_copy_thumbnail_and_latest(
         sent.append((shape, form, ts_ms, person, name, event_id, scene, face))
     # The capture device as the core resolved it (ep_id, else device_id, else the IP).
     device_of = {line["event_id"]: line["device"] for line in recorded(tmp_path, len(sent))}
-    assert len(set(device_of.values())) == 3
     drained(bridge)
     names = files_under(root)
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
+import subprocess
+import sys
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sophonfog_bridge.samples import event_payload, jpeg
 
@@ -269,11 +273,6 @@ def test_default_config_on_a_machine_without_a_daemon(bridge_factory, tmp_path):
     ],
 )
 def test_bad_config_is_refused_with_the_key(tmp_path, section, message):
-    import subprocess
-    import sys
-
-    import yaml
-
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump({"plugins": {"syslog": section}}))
     result = subprocess.run(
@@ -284,3 +283,38 @@ def test_bad_config_is_refused_with_the_key(tmp_path, section, message):
     )
     assert result.returncode == 1
     assert message in result.stderr, result.stderr
+
+
+def test_unix_stream_socket_gets_newline_terminated_messages(bridge_factory, tmp_path):
+    """Some daemons listen on a stream socket: the datagram attempt falls back to it."""
+    folder = tempfile.mkdtemp(prefix="sfb-", dir="/tmp")
+    path = os.path.join(folder, "log")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(1)
+    server.settimeout(10)
+    received = bytearray()
+    try:
+        bridge = bridge_factory(
+            config(tmp_path, address=f"unix://{path}"), plugins={"recorder": PLUGINS["recorder"]}
+        )
+        ids = [post(bridge, identity_id=f"s{n}") for n in range(2)]
+        client, _ = server.accept()
+        client.settimeout(0.5)
+
+        def two_lines() -> bool:
+            with contextlib.suppress(TimeoutError):
+                received.extend(client.recv(65536))
+            return received.count(b"\n") >= 2
+
+        wait_for(two_lines, 10, what="two lines on the stream socket")
+        client.close()
+        lines = bytes(received).split(b"\n")
+        assert lines[2:] == [b""]
+        for line, event_id in zip(lines[:2], ids, strict=True):
+            assert line.startswith(b"<14>") and f'event_id="{event_id}"'.encode() in line
+        assert bridge.stop() == 0
+    finally:
+        server.close()
+        os.unlink(path)
+        os.rmdir(folder)
