@@ -40,7 +40,11 @@ class DoorRelayPlugin:
     @hookimpl
     def startup(self, bridge, config) -> None:
         state = bridge.state_dir("door_relay")
-        self.journal = Journal(state / "journal.jsonl", config["journal_keep_days"] * 86400)
+        self.journal = Journal(
+            state / "journal.jsonl",
+            config["journal_keep_days"] * 86400,
+            fsync=bridge.config["spool"]["fsync"],
+        )
         for entry in self.journal.unfinished:
             log.warning(
                 "door %s: the bridge stopped while pulsing for event %s: it may have opened",
