@@ -6,6 +6,7 @@ after 0.5 s and then delays every later event, so nothing a plugin does happens 
 
 from __future__ import annotations
 
+import base64
 import hmac
 import io
 import ipaddress
@@ -121,20 +122,52 @@ class Guard:
         return peer
 
     def check(self, environ: dict[str, Any], path_secret: str | None) -> None:
+        """For the box's routes: the source allow-list, then the token."""
         if self.allowed and not _within(self.peer(environ), self.allowed):
             raise Rejected(403, "source", "source address not allowed")
+        self.check_token(environ, path_secret)
+
+    def check_token(self, environ: dict[str, Any], path_secret: str | None = None) -> None:
+        """Query `token`, X-Sophonfog-Token, Bearer, or a Basic password (for browsers)."""
         if self.token is None:
             return
         query = dict(parse_qsl(environ.get("QUERY_STRING", "")))
-        auth = environ.get("HTTP_AUTHORIZATION", "")
         offered = (
             path_secret
             or query.get("token")
             or environ.get("HTTP_X_SOPHONFOG_TOKEN")
-            or (auth[7:] if auth.lower().startswith("bearer ") else None)
+            or _authorization_secret(environ.get("HTTP_AUTHORIZATION", ""))
         )
         if not offered or not hmac.compare_digest(offered.encode(), self.token.encode()):
             raise Rejected(401, "token", "missing or wrong token")
+
+    def protect(self, callback: Callable[..., Any]) -> Callable[..., Any]:
+        """Pages plugins add show people's photos: with a token set, they need it too."""
+        if self.token is None:
+            return callback
+
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            try:
+                self.check_token(bottle.request.environ)
+            except Rejected as err:
+                answer = _json(err.code, {"status": err.code, "message": err.message})
+                answer.set_header("WWW-Authenticate", 'Basic realm="sophonfog-bridge"')
+                return answer
+            return callback(*args, **kwargs)
+
+        return guarded
+
+
+def _authorization_secret(header: str) -> str | None:
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer":
+        return value.strip() or None
+    if scheme.lower() == "basic":
+        try:
+            return base64.b64decode(value.strip(), validate=True).decode().partition(":")[2]
+        except (ValueError, UnicodeDecodeError):
+            return None
+    return None
 
 
 def _within(address: str, networks: list) -> bool:
@@ -235,14 +268,14 @@ def create_app(bridge: Bridge) -> bottle.Bottle:
     def healthz() -> dict[str, Any]:
         return bridge.health()
 
-    @app.get("/metrics")
     def metrics_page() -> bottle.HTTPResponse:
         body = metrics.render(lambda m: _refresh_gauges(bridge, m))
         return bottle.HTTPResponse(body, content_type=metrics.content_type)
 
+    app.route("/metrics", "GET", guard.protect(metrics_page))
     for result in bridge.call("register_routes"):
         for method, path, callback in result.value or ():
-            app.route(path, method, callback)
+            app.route(path, method, guard.protect(callback))
 
     def error_page(error: bottle.HTTPError) -> str:
         bottle.response.content_type = "application/json"

@@ -322,3 +322,21 @@ def test_ip_only_events_join_the_device_a_heartbeat_named(bridge, tmp_path):
     devices = {line["identity_id"]: (line["device"], line["box"]) for line in lines}
     assert devices["early"] == ("192.168.1.101", None)
     assert devices["later"] == ("AKOPKKKKK__192.168.1.101", "AKOPKKKKK")
+
+
+def test_with_a_token_pages_and_metrics_need_it_but_healthz_does_not(bridge_factory, tmp_path):
+    secret = "page-secret-value"
+    config = core_config(tmp_path, http={"token": secret})
+    config["plugins"]["snapshots"] = {"enabled": True, "path": str(tmp_path / "shots")}
+    bridge = bridge_factory(config, plugins={"recorder": "tests.recorder:Recorder"})
+    assert requests.get(bridge.url + "/healthz", timeout=5).status_code == 200
+    for path in ("/metrics", "/snapshots/nothing.jpg"):
+        refused = requests.get(bridge.url + path, timeout=5)
+        assert refused.status_code == 401, path
+        assert refused.headers["WWW-Authenticate"].startswith("Basic")
+        assert requests.get(bridge.url + path, auth=("any", "wrong"), timeout=5).status_code == 401
+    assert requests.get(bridge.url + "/metrics", auth=("viewer", secret), timeout=5).ok
+    assert requests.get(f"{bridge.url}/metrics?token={secret}", timeout=5).ok
+    # Past the guard, the snapshot route answers for itself.
+    missing = requests.get(bridge.url + "/snapshots/nothing.jpg", auth=("v", secret), timeout=5)
+    assert missing.status_code == 404
