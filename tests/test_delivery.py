@@ -186,3 +186,13 @@ def test_check_config_resolves_defaults_and_env(tmp_path):
     assert '"port": 9528' in result.stdout and '"token": "***"' in result.stdout
     assert "a-long-secret" not in result.stdout
     assert '"door_relay"' in result.stdout
+
+
+def test_the_full_example_config_is_valid(tmp_path):
+    result = run_cli(
+        "check-config", "--config", str(ROOT / "examples" / "config.yaml"), cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    for plugin in ("mqtt", "snapshots", "syslog", "status", "door_relay"):
+        assert f'"{plugin}": {{' in result.stdout
+    assert '"name": "front_gate"' in result.stdout
