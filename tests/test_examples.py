@@ -214,6 +214,7 @@ def test_webhook_posts_filters_signs_and_retries(bridge_factory):
         wait_for(lambda: len(receiver.received(200)) == 3, what="the event after the refusal")
         assert [r.json()["event_id"] for r in receiver.received(422)] == [refused]
         assert receiver.received(200)[-1].json()["event_id"] == after
+        wait_for(bridge.drained, what="the webhook to finish")
         health = bridge.health()["plugins"]["webhook"]
         assert health["refused"] == 1 and health["sent"] == 3 and health["configured"]
     finally:

@@ -15,7 +15,7 @@ OFF = {name: {"enabled": False} for name in ("mqtt", "snapshots", "syslog", "sta
 
 
 def scrape(bridge) -> dict[tuple[str, tuple], float]:
-    answer = requests.get(bridge.url + "/metrics", timeout=5)
+    answer = requests.get(bridge.url + "/metrics", headers=AUTH, timeout=5)
     assert answer.status_code == 200
     assert answer.headers["Content-Type"].startswith("text/plain")
     samples_ = {}
@@ -73,6 +73,7 @@ def test_metrics_count_requests_plugins_spool_latency_and_doors(bridge_factory, 
     assert bridge.post("/DeviceStatus", samples.status_payload(), headers=AUTH).ok
 
     wait_for(bridge.drained, what="plugins to catch up")
+    assert requests.get(bridge.url + "/metrics", timeout=5).status_code == 401  # token set
     m = scrape(bridge)
     assert value(m, "sophonfog_requests_total", route="realtime") == 9
     assert value(m, "sophonfog_requests_total", route="status") == 1

@@ -187,3 +187,29 @@ def test_status_json_and_images_over_http(bridge_factory):
     assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
     assert "script-src 'unsafe-inline'" in page.headers["Content-Security-Policy"]
     assert "<link" not in page.text and 'src="' not in page.text  # no external assets
+
+
+def test_page_with_a_token_needs_it(bridge_factory, browser):
+    token = "status-page-token"
+    bridge = bridge_factory(
+        {
+            "http": {"token": token},
+            "plugins": {n: {"enabled": False} for n in ("mqtt", "snapshots", "syslog")},
+        }
+    )
+    payload = samples.event_payload(identity_name="Token Holder", ep_id=EP_A)
+    event_id = bridge.post(payload=payload, headers={"X-Sophonfog-Token": token}).json()["event_id"]
+    assert requests.get(bridge.url + "/status.json", timeout=5).status_code == 401
+    context = browser.new_context(http_credentials={"username": "admin", "password": token})
+    try:
+        page = context.new_page()
+        page.goto(bridge.url + "/")
+        row = page.locator(f'tr[data-event-id="{event_id}"]')
+        row.wait_for(timeout=10_000)
+        assert "Token Holder" in row.inner_text()
+        wait_for(
+            lambda: row.locator("img").first.evaluate("i => i.complete && i.naturalWidth > 0"),
+            what="a thumbnail behind the token",
+        )
+    finally:
+        context.close()
