@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from pathlib import Path
@@ -270,3 +271,53 @@ def test_ep_id_and_ip_both_map(bridge_factory, tmp_path, relay):
     opened = decision_for(tmp_path, learned)
     assert (opened["decision"], opened["device"]) == ("open", GATE)
     assert len(relay.seen()) == 2
+
+
+def test_a_pulse_cut_off_before_its_report_is_announced_at_the_next_start(
+    bridge_factory, tmp_path, relay
+):
+    cfg = config(tmp_path, [door("front_gate", [ip(GATE)], relay)])
+    bridge = bridge_factory(cfg, RECORDER)
+    wait_for(bridge.drained, what="bridge up")
+    bridge.kill()
+    # What a kill -9 between the relay's answer and the announcement leaves in the journal.
+    journal = bridge.workdir / "data" / "state" / "door_relay" / "journal.jsonl"
+    now = time.time()
+    journal.write_text(
+        "".join(
+            json.dumps(line) + "\n"
+            for line in (
+                {"t": now, "phase": "intent", "event_id": "pulsed", "door": "front_gate"},
+                {
+                    "t": now,
+                    "phase": "outcome",
+                    "event_id": "pulsed",
+                    "door": "front_gate",
+                    "result": "open",
+                },
+                {"t": now, "phase": "intent", "event_id": "midway", "door": "front_gate"},
+                {"t": now, "phase": "intent", "event_id": "done", "door": "front_gate"},
+                {
+                    "t": now,
+                    "phase": "outcome",
+                    "event_id": "done",
+                    "door": "front_gate",
+                    "result": "open",
+                },
+                {"t": now, "phase": "announced", "event_id": "done", "door": "front_gate"},
+            )
+        )
+    )
+    restarted = bridge_factory(cfg, RECORDER, workdir=bridge.workdir)
+    pulsed, midway = decision_for(tmp_path, "pulsed"), decision_for(tmp_path, "midway")
+    assert (pulsed["decision"], pulsed["rule"]) == ("open", "interrupted")
+    assert (midway["decision"], midway["rule"]) == ("error", "interrupted")
+    assert "may have opened" in midway["reason"]
+    assert not [d for d in decisions(tmp_path) if d["event_id"] == "done"]
+    assert relay.seen() == []
+    # Announced once: a second restart has nothing left to report.
+    wait_for(restarted.drained, what="drained")
+    restarted.stop()
+    third = bridge_factory(cfg, RECORDER, workdir=bridge.workdir)
+    wait_for(third.drained, what="third start drained")
+    assert len([d for d in decisions(tmp_path) if d["rule"] == "interrupted"]) == 2

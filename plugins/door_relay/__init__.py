@@ -46,11 +46,7 @@ class DoorRelayPlugin:
             fsync=bridge.config["spool"]["fsync"],
         )
         for entry in self.journal.unfinished:
-            log.warning(
-                "door %s: the bridge stopped while pulsing for event %s: it may have opened",
-                entry["door"],
-                entry["event_id"],
-            )
+            self._announce_interrupted(bridge, entry)
         user: dict[str, Any] = {}
         for result in bridge.call("door_backends"):
             if isinstance(result.value, dict):
@@ -72,6 +68,37 @@ class DoorRelayPlugin:
                 door.health()["backend"]["target"],
                 "allowed" if door.cfg["allow_remote_open"] else "off",
             )
+
+    def _announce_interrupted(self, bridge, entry: dict[str, Any]) -> None:
+        """The bridge died between pulse and report: tell the audit trail what is known."""
+        outcome = entry.get("outcome") or {}
+        if outcome.get("result") == "open":
+            result, reason = (
+                DecisionResult.OPEN,
+                "the relay was pulsed; the bridge stopped before reporting it",
+            )
+        elif outcome.get("result") == "error":
+            result, reason = DecisionResult.ERROR, f"relay failed: {outcome.get('reason')}"
+        else:
+            result, reason = (
+                DecisionResult.ERROR,
+                "the bridge stopped while pulsing: the door may have opened",
+            )
+        log.warning("door %s: event %s: %s", entry["door"], entry["event_id"], reason)
+        decision = DoorDecision(
+            door=entry["door"],
+            decision=result,
+            reason=reason,
+            rule="interrupted",
+            source=entry.get("source", "event"),
+            event_id=None if entry["event_id"].startswith("remote-") else entry["event_id"],
+        )
+        try:
+            bridge.announce(decision)
+        except OSError:
+            log.exception("door %s: cannot announce an interrupted pulse", entry["door"])
+            return
+        self.journal.announced(entry["event_id"], entry["door"])
 
     def doors_for(self, event: Event) -> list[Door]:
         found: list[Door] = []

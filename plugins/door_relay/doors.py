@@ -34,6 +34,7 @@ class Job:
     pulse: Pulse | None = None
     event: Event | None = None
     done: Future = field(default_factory=Future)
+    journal_key: str | None = None  # set once the intent is in the journal
 
 
 class Door:
@@ -113,7 +114,8 @@ class Door:
             except Exception as err:  # never let one job kill the door
                 log.exception("door %s: unexpected failure", self.name)
                 decision = _replace(job.decision, DecisionResult.ERROR, "internal", str(err))
-            self._report(decision)
+            if self._report(decision) and job.journal_key is not None:
+                self.journal.announced(job.journal_key, self.name)
             job.done.set_result(decision)
 
     def _act(self, job: Job) -> DoorDecision:
@@ -128,6 +130,7 @@ class Door:
             self.journal.intent(key, self.name, source=pulse.source, pulse_s=pulse.pulse_s)
         except JournalError as err:
             return _replace(job.decision, DecisionResult.ERROR, "journal", str(err))
+        job.journal_key = key
         started = time.perf_counter()
         if job.event is not None:
             log.debug(
@@ -152,7 +155,8 @@ class Door:
             f"{job.decision.reason}; {confirmation} in {took_ms:.0f} ms",
         )
 
-    def _report(self, decision: DoorDecision) -> None:
+    def _report(self, decision: DoorDecision) -> bool:
+        """Log and announce; True once the decision is in the spool for the other plugins."""
         counter = {"open": "opened", "deny": "denied", "error": "errors"}[decision.decision.value]
         self.stats[counter] += 1
         self.stats["last_decision"] = {
@@ -178,6 +182,8 @@ class Door:
             self.announce(decision)
         except Exception:
             log.exception("door %s: cannot announce the decision", self.name)
+            return False
+        return True
 
     def health(self) -> dict[str, Any]:
         return {

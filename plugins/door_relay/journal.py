@@ -7,7 +7,10 @@ power cut can lose the spool's copy of the event as well, and a restart never re
 event as live anyway, so an fsync would add milliseconds for the person at the gate and
 no safety. A later line records the outcome; an intent without one means the bridge
 died mid-pulse, which is reported at startup (the door may or may not have opened).
-The file is JSON lines and doubles as the audit trail of every pulse.
+The file is JSON lines and doubles as the audit trail of every pulse. A last line marks
+the decision as announced to the other plugins; a pulse whose decision never was (the
+bridge died between relay and report) is announced at the next start, so no pulse is
+missing from MQTT and syslog.
 """
 
 from __future__ import annotations
@@ -57,11 +60,15 @@ class Journal:
             if entry.get("t", 0) < cutoff:
                 continue
             kept.append(line)
-            if entry.get("phase") == "intent":
+            phase = entry.get("phase")
+            if phase == "intent":
                 self._claimed.add(key)
                 intents[key] = entry
-            else:
+            elif phase == "outcome" and key in intents:
+                intents[key] = {**intents[key], "outcome": entry}
+            elif phase == "announced":
                 intents.pop(key, None)
+        # Pulses whose decision never reached the other plugins, with their outcome if any.
         self.unfinished = list(intents.values())
         if len(kept) != len(lines):
             self._rewrite(kept)
@@ -97,6 +104,12 @@ class Journal:
             self._append({"phase": "outcome", "event_id": event_id, "door": door, **fields}, False)
         except JournalError:
             log.exception("door journal: cannot record the outcome for %s", door)
+
+    def announced(self, event_id: str, door: str) -> None:
+        try:
+            self._append({"phase": "announced", "event_id": event_id, "door": door}, False)
+        except JournalError:
+            log.exception("door journal: cannot mark the decision for %s announced", door)
 
     def _append(self, entry: dict[str, Any], sync: bool) -> None:
         line = json.dumps({"t": round(time.time(), 3), **entry}, ensure_ascii=False)
