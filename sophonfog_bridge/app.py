@@ -230,22 +230,26 @@ def create_app(bridge: Bridge) -> bottle.Bottle:
                 payload = parse_body(body, environ.get("CONTENT_TYPE", ""), limit)
                 answer = _json(200, handle(payload))
             except Rejected as err:
-                answer = _reject(err.code, err.reason, err.message, environ, guard)
+                answer = _reject(err.code, err.reason, err.message, environ, guard, secret)
             except WireError as err:
-                answer = _reject(400, "invalid", str(err), environ, guard)
+                answer = _reject(400, "invalid", str(err), environ, guard, secret)
             except SpoolFull as err:
-                answer = _reject(503, "spool", str(err), environ, guard)
+                answer = _reject(503, "spool", str(err), environ, guard, secret)
             metrics.ack_latency.observe(time.perf_counter() - started)
             return answer
 
         return view
 
-    def _reject(code, reason, message, environ, guard) -> bottle.HTTPResponse:
+    def _reject(code, reason, message, environ, guard, secret) -> bottle.HTTPResponse:
         metrics.rejected.labels(reason).inc()
+        path = environ.get("PATH_INFO", "")
+        if secret is not None:
+            # The first segment is the token (or a guess at it): never log it.
+            path = "/<token>" + path[len(secret) + 1 :]
         log.warning(
             "rejected %s %s from %s: %s",
             environ.get("REQUEST_METHOD"),
-            environ.get("PATH_INFO"),
+            path,
             guard.peer(environ),
             message,
         )
