@@ -1,0 +1,130 @@
+"""The table of ratios, and docs/performance.md."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+LABELS = {
+    "a_stock": "(a) stock receiver: Flask dev server, threaded",
+    "b_bare": "(b) bottle on waitress, parse + answer",
+    "c_logged": "(c) (b) + append body to a file",
+    "bridge": "bridge, all plugins on",
+}
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{os.cpu_count()} CPUs ({model}), Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}"
+    )
+
+
+def _check(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def table(results: Any) -> str:
+    rows = [
+        "| workload | target | events/s | ack p50 ms | ack p99 ms | errors |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    ratios = ["| workload | bridge/(a) (≥ 1.2) | bridge/(b) | bridge/(c) |", "|---|---:|---:|---:|"]
+    for workload, by_target in results.ack.items():
+        for key, label in LABELS.items():
+            r = by_target.get(key)
+            if r is not None:
+                rows.append(
+                    f"| {workload} | {label} | {r.rate:.0f} | {r.p50_ms:.1f} "
+                    f"| {r.p99_ms:.1f} | {r.errors} |"
+                )
+        bridge = by_target["bridge"].rate
+        a, b, c = (by_target[k].rate for k in ("a_stock", "b_bare", "c_logged"))
+        ratios.append(f"| {workload} | {bridge / a:.2f} | {bridge / b:.2f} | {bridge / c:.2f} |")
+    stock = min(by["a_stock"].rate for by in results.ack.values())
+    lat, mem, e2e = results.latency, results.memory, results.e2e
+    normal = lat["ack_p99"]
+    figures = [
+        "| figure | value | target | met |",
+        "|---|---:|---|---|",
+        f"| end-to-end events/s (POST → every plugin done) | {e2e['rate']:.0f} "
+        f"| ≥ 0.5 × stock ack ({0.5 * stock:.0f}) | {_check(e2e['rate'] >= 0.5 * stock)} |",
+        f"| ack p50 at {results.plan.rate:.0f}/s | {lat['ack_p50']:.1f} ms | | |",
+        f"| ack p99 at {results.plan.rate:.0f}/s | {normal:.1f} ms | < 20 ms "
+        f"| {_check(normal < 20)} |",
+        f"| POST → MQTT event p50 / p99 | {lat['mqtt_p50']:.1f} / {lat['mqtt_p99']:.1f} ms "
+        f"| | ({lat['mqtt_seen']:.0%} seen) |",
+        f"| POST → relay request p50 / p99 | {lat['relay_p50']:.1f} / {lat['relay_p99']:.1f} ms "
+        f"| p99 < 50 ms | {_check(lat['relay_p99'] < 50)} |",
+        f"| ack p99, broker stopped | {lat['ack_p99_broker_down']:.1f} ms | ≤ 1.5 × {normal:.1f} "
+        f"| {_check(lat['ack_p99_broker_down'] <= 1.5 * normal)} |",
+        f"| ack p99, a plugin sleeping 1 s/event | {lat['ack_p99_sleepy_plugin']:.1f} ms "
+        f"| ≤ 1.5 × {normal:.1f} | {_check(lat['ack_p99_sleepy_plugin'] <= 1.5 * normal)} |",
+        f"| RSS at steady state (peak so far) | {mem['steady_rss_mb']:.1f} MB "
+        f"({mem['peak_rss_mb']:.1f} MB) | | |",
+        f"| RSS growth over {mem['backlog_events']} events backed up (broker down, "
+        f"mqtt backlog {mem['mqtt_backlog']}) | {mem['backlog_growth_mb']:+.1f} MB "
+        f"({mem['backlog_rss_before_mb']:.1f} → {mem['backlog_rss_after_mb']:.1f}) "
+        f"| < 20 MB | {_check(mem['backlog_growth_mb'] < 20)} |",
+        f"| MQTT catch-up after the broker returns | {mem['mqtt_catch_up_s']:.1f} s "
+        f"({mem['mqtt_backlog'] / max(mem['mqtt_catch_up_s'], 0.001):.0f} events/s) | | |",
+    ]
+    notes = [f"- {n}" for n in results.notes]
+    return "\n".join(
+        ["### Ack throughput", *rows, "", "### Ratios", *ratios, "", "### Bridge figures", *figures]
+        + (["", *notes] if notes else [])
+    )
+
+
+def write_report(results: Any, out: Path, command: str) -> None:
+    plan = results.plan
+    text = f"""# Performance
+
+Measured by `{command}` on {date.today().isoformat()}:
+{machine()}.
+
+Every figure below comes from the same run. Requests are realistic V2R2 events: a scene
+photo of ~50 KB or ~300 KB, a registered photo (~12 KB) and a face crop (~6 KB), base64
+in JSON, each with its own identity so no request is a duplicate. Ack throughput is `wrk`
+with {plan.connections} connections for {plan.seconds:g} s per target, each server with
+{8} threads where it has a thread setting. The bridge runs with these plugins on:
+{", ".join(results.plugins)} — snapshots to disk, syslog to a local UDP listener, MQTT
+to a local Mosquitto with Home Assistant discovery, one door mapped to a local HTTP relay
+(cooldown 0, so every event opens it) — and `spool.fsync: false` (the default: the answer
+waits for the write into the page cache, which survives a crash of the bridge).
+
+{table(results)}
+
+## How each figure is measured
+- **Ack throughput**: `wrk` for {plan.seconds:g} s against each target in turn; the Lua
+  script builds each body from a pre-generated event with a fresh `identity_id`.
+- **End to end**: from the start of the bridge's `wrk` runs until `/healthz` shows every
+  plugin's backlog at 0 (records include the door decisions the door plugin announces);
+  records / elapsed seconds.
+- **Latency**: one connection posting {plan.rate:g} events/s for {plan.steady_s:g} s, as a
+  box does; POST → MQTT is the time until a subscriber gets `<base>/<device>/event` with
+  that event id; POST → relay matches the n-th relay request to the n-th event.
+- **Isolation**: the same steady load with Mosquitto stopped, and with a bridge that also
+  runs a plugin sleeping 1 s per event (`benchmarks/sleepy.py`).
+- **Memory**: VmRSS/VmHWM of the bridge process; the backlog figure is RSS before and
+  after {plan.backlog_events} events posted while the broker is down (they wait in the
+  spool on disk for the MQTT plugin), then the time MQTT takes to catch up.
+
+The benchmark is not part of the test suite; `tests/test_hostile_benchmark_smoke.py`
+runs it in a tiny mode (`--smoke`) so the harness keeps working.
+"""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(f"wrote {out}", file=sys.stderr)

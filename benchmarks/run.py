@@ -1,0 +1,240 @@
+"""Measure the bridge against its baselines in one run; print a table, write the report.
+
+python benchmarks/run.py                    full run (~4-5 min), writes docs/performance.md
+python benchmarks/run.py --smoke --out F    a tiny run that only proves the harness works
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import load, parts
+from benchmarks.report import write_report
+
+THREADS = 8
+# The V2R2 shape names the camera by its IP only.
+DEVICE = "192.168.1.101"
+
+
+@dataclass
+class Plan:
+    seconds: float = 8.0
+    connections: int = 8
+    steady_s: float = 15.0
+    isolation_s: float = 10.0
+    backlog_events: int = 10_000
+    rate: float = 50.0
+
+    @classmethod
+    def smoke(cls) -> Plan:
+        return cls(seconds=1, connections=4, steady_s=2, isolation_s=1.5, backlog_events=150)
+
+
+@dataclass
+class Results:
+    plan: Plan
+    ack: dict[str, dict[str, load.WrkResult]] = field(default_factory=dict)
+    e2e: dict[str, float] = field(default_factory=dict)
+    latency: dict[str, float] = field(default_factory=dict)
+    memory: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    plugins: list[str] = field(default_factory=list)
+
+
+def bridge_config(work: Path, broker: parts.Broker, relay: parts.Relay, sink: parts.SyslogSink):
+    bundled = {"mqtt", "snapshots", "syslog", "door_relay", "status"}
+    sections: dict = {
+        ep.name: {"enabled": False}
+        for ep in entry_points(group="sophonfog_bridge")
+        if ep.name not in bundled
+    }
+    sections.update(
+        mqtt={"host": "127.0.0.1", "port": broker.port, "base_topic": "bench"},
+        snapshots={"path": str(work / "snapshots")},
+        syslog={"address": f"udp://127.0.0.1:{sink.port}"},
+        door_relay={
+            "enabled": True,
+            "doors": [
+                {
+                    "name": "lobby",
+                    "devices": [DEVICE],
+                    "cooldown_s": 0,
+                    "pulse_s": 0.5,
+                    "backend": {
+                        "type": "http",
+                        "url": f"http://127.0.0.1:{relay.port}/relay/0?turn=on",
+                    },
+                }
+            ],
+        },
+    )
+    return {"bridge_id": "bench", "http": {"threads": THREADS}, "plugins": sections}
+
+
+def measure_baselines(work: Path, plan: Plan, results: Results, bodies) -> None:
+    for kind, label in (("flask", "a_stock"), ("bottle", "b_bare"), ("logged", "c_logged")):
+        server = parts.target(kind, work, THREADS)
+        try:
+            for workload, body in bodies.items():
+                script = body.wrk_files(work, f"{kind}-{workload.scene_bytes}")
+                results.ack.setdefault(workload.name, {})[label] = load.wrk(
+                    f"http://127.0.0.1:{server.port}", script, plan.seconds, plan.connections
+                )
+        finally:
+            server.stop()
+
+
+def wait_drained(bridge: parts.Bridge, timeout: float) -> float:
+    start = time.monotonic()
+    parts.wait_until(lambda: bridge.backlog() == 0, timeout, "plugins to drain")
+    return time.monotonic() - start
+
+
+def latency_of(sent: list[load.Sent]) -> tuple[float, float]:
+    acks = [(s.acked - s.started) * 1000 for s in sent if s.status == 200]
+    return load.percentile(acks, 50), load.percentile(acks, 99)
+
+
+def run(plan: Plan, out: Path | None, keep: bool = False) -> Results:
+    results = Results(plan)
+    work = Path(tempfile.mkdtemp(prefix="sfb-bench-"))
+    bodies = {w: load.Bodies(w.scene_bytes) for w in load.WORKLOADS}
+    small = bodies[load.WORKLOADS[0]]
+    broker = parts.Broker(work).start()
+    relay, sink = parts.Relay(), parts.SyslogSink()
+    bridge = None
+    try:
+        print(f"work folder {work}", file=sys.stderr)
+        measure_baselines(work, plan, results, bodies)
+
+        bridge = parts.Bridge(work / "bridge", bridge_config(work, broker, relay, sink), {})
+        health = bridge.health()["plugins"]
+        results.plugins = sorted(n for n, p in health.items() if p.get("enabled"))
+        parts.wait_until(
+            lambda: bridge.health()["plugins"]["mqtt"].get("announced"), 15, "mqtt online"
+        )
+        tap = parts.Tap(broker.port, "bench")
+
+        # Ack throughput, then end to end: from the first POST to every plugin done.
+        accepted, busy = 0, 0.0
+        for workload, body in bodies.items():
+            before = bridge.health()["spool_last_seq"]
+            script = body.wrk_files(work, f"bridge-{workload.scene_bytes}")
+            began = time.monotonic()
+            result = load.wrk(bridge.url, script, plan.seconds, plan.connections)
+            results.ack[workload.name]["bridge"] = result
+            wait_drained(bridge, 600)
+            busy += time.monotonic() - began
+            accepted += bridge.health()["spool_last_seq"] - before
+        results.e2e["records"] = accepted
+        results.e2e["rate"] = accepted / busy
+        results.e2e["snapshots"] = bridge.health()["plugins"]["snapshots"].get("files", 0)
+        results.e2e["syslog"] = sink.count
+
+        # Steady 50 events/s, as a busy entrance does.
+        relay.arrivals.clear()
+        sent = load.steady(bridge.url, small, plan.rate, plan.steady_s, "steady")
+        wait_drained(bridge, 60)
+        time.sleep(0.3)
+        p50, p99 = latency_of(sent)
+        results.latency.update(ack_p50=p50, ack_p99=p99)
+        mqtt = [
+            (tap.arrivals[s.event_id] - s.started) * 1000
+            for s in sent
+            if s.event_id in tap.arrivals
+        ]
+        results.latency["mqtt_p50"] = load.percentile(mqtt, 50)
+        results.latency["mqtt_p99"] = load.percentile(mqtt, 99)
+        results.latency["mqtt_seen"] = len(mqtt) / max(1, len(sent))
+        arrivals = list(relay.arrivals)
+        if len(arrivals) != len(sent):
+            results.notes.append(
+                f"relay saw {len(arrivals)} requests for {len(sent)} events at the steady rate"
+            )
+        relay_ms = [(a - s.started) * 1000 for s, a in zip(sent, arrivals, strict=False)]
+        results.latency["relay_p50"] = load.percentile(relay_ms, 50)
+        results.latency["relay_p99"] = load.percentile(relay_ms, 99)
+        rss, peak = bridge.rss_kb()
+        results.memory.update(steady_rss_mb=rss / 1024, peak_rss_mb=peak / 1024)
+
+        # Isolation: the broker gone.
+        broker.stop()
+        sent = load.steady(bridge.url, small, plan.rate, plan.isolation_s, "nobroker")
+        results.latency["ack_p99_broker_down"] = latency_of(sent)[1]
+
+        # Memory with a backlog on disk: the broker stays down.
+        rss_before, _ = bridge.rss_kb()
+        acked = load.burst(bridge.url, small, plan.backlog_events, "backlog")
+        time.sleep(1.0)
+        rss_after, peak_after = bridge.rss_kb()
+        mqtt_backlog = bridge.health()["plugins"]["mqtt"]["backlog"]
+        results.memory.update(
+            backlog_events=acked,
+            mqtt_backlog=mqtt_backlog,
+            backlog_rss_before_mb=rss_before / 1024,
+            backlog_rss_after_mb=rss_after / 1024,
+            backlog_growth_mb=(rss_after - rss_before) / 1024,
+            backlog_peak_mb=peak_after / 1024,
+        )
+        broker.start()
+        results.memory["mqtt_catch_up_s"] = wait_drained(bridge, 900)
+        results.memory["after_catch_up_rss_mb"] = bridge.rss_kb()[0] / 1024
+        tap.close()
+        assert bridge.stop() == 0, "the bridge did not exit 0 on SIGTERM"
+
+        # Isolation: a plugin that takes a second per event.
+        bridge = parts.Bridge(
+            work / "sleepy",
+            bridge_config(work / "sleepy", broker, relay, sink),
+            {"sleepy": "benchmarks.sleepy:Sleepy"},
+        )
+        parts.wait_until(
+            lambda: bridge.health()["plugins"]["mqtt"].get("announced"), 15, "mqtt online"
+        )
+        sent = load.steady(bridge.url, small, plan.rate, plan.isolation_s, "sleepy")
+        results.latency["ack_p99_sleepy_plugin"] = latency_of(sent)[1]
+        results.latency["sleepy_backlog"] = bridge.health()["plugins"]["sleepy"]["backlog"]
+        bridge.stop()
+        bridge = None
+    finally:
+        if bridge is not None:
+            bridge.stop()
+        broker.stop() if broker.proc and broker.proc.poll() is None else None
+        relay.close()
+        sink.close()
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
+    if out is not None:
+        write_report(results, out, command=" ".join(["python", *sys.argv]))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny run for the test suite")
+    parser.add_argument("--out", type=Path, help="report file (default docs/performance.md)")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    args = parser.parse_args(argv)
+    plan = Plan.smoke() if args.smoke else Plan()
+    out = args.out or (None if args.smoke else parts.ROOT / "docs" / "performance.md")
+    results = run(plan, out, keep=args.keep)
+    from benchmarks.report import table
+
+    print(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""The benchmark harness in its tiny mode, so it cannot rot (no timing is asserted)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from .conftest import ROOT
+
+
+def test_benchmark_harness_runs_end_to_end_in_smoke_mode(tmp_path):
+    out = tmp_path / "performance.md"
+    done = subprocess.run(
+        [sys.executable, "benchmarks/run.py", "--smoke", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = out.read_text()
+    for heading in ("### Ack throughput", "### Ratios", "### Bridge figures", "Measured by"):
+        assert heading in report
+    for target in ("(a) stock receiver", "(b) bottle", "(c) (b) + append", "bridge, all plugins"):
+        assert target in done.stdout
+    assert "| 0 |" in report  # wrk counted no failed requests for at least one target
+    assert "nan" not in report.split("### Bridge figures")[1], report
