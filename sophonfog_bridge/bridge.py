@@ -2,14 +2,15 @@
 
 Plugins receive this object as `bridge` in every hook. What they may use:
 `bridge_id`, `version`, `config`, `call(hook, **kw)`, `announce(model)`,
-`known_devices()`, `state_dir(name)`, `metrics`, `health()`.
+`known_devices()`, `state_dir(name)`, `position`, `records(kind, after_seq)`,
+`metrics`, `health()`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from .config import ConfigError, validate_core, validate_plugin
 from .dedup import RecentIds
 from .devices import KnownDevices
 from .dispatcher import Dispatcher
-from .event import BoxStatus, Event
+from .event import MODELS, BoxStatus, Event
 from .host import HookResult, PluginError, PluginHost, build_host, strict_mode
 from .metrics import Metrics
 from .spool import Spool
@@ -142,6 +143,22 @@ class Bridge:
         if model.record_kind == "door_decision":
             self.metrics.door_decisions.labels(model.door, model.decision.value).inc()
         return self.record(model)
+
+    @property
+    def position(self) -> int:
+        """The seq of the newest spooled record: a bookmark for `records()`."""
+        return self.spool.last_seq
+
+    def records(self, kind: str, after_seq: int) -> Iterator[Any]:
+        """Models of one kind spooled after `after_seq` and still on disk.
+
+        For plugins that must know whether something they announced reached the log
+        before a crash (the door journal), not for reading events: use the hooks.
+        """
+        model = MODELS[kind]
+        for record in self.spool.scan(after_seq):
+            if record.kind == kind:
+                yield model.from_parts(record.meta, record.blobs)
 
     def known_devices(self) -> list[dict[str, Any]]:
         return self.devices.all()

@@ -278,13 +278,21 @@ def test_a_pulse_cut_off_before_its_report_is_announced_at_the_next_start(
 ):
     cfg = config(tmp_path, [door("front_gate", [ip(GATE)], relay)])
     bridge = bridge_factory(cfg, RECORDER)
-    wait_for(bridge.drained, what="bridge up")
+    opened = post(bridge, payload())
+    assert decision_for(tmp_path, opened)["decision"] == "open"
+    wait_for(bridge.drained, what="bridge drained")
     bridge.kill()
-    # What a kill -9 between the relay's answer and the announcement leaves in the journal.
+    # A kill -9 after the announcement but before its journal mark: the decision is in the
+    # spool, so the next start must not announce it again.
     journal = bridge.workdir / "data" / "state" / "door_relay" / "journal.jsonl"
+    kept = [x for x in journal.read_text().splitlines() if '"announced"' not in x]
+    assert len(kept) == 2  # intent and outcome of the real opening
     now = time.time()
+    # And what a kill -9 between the relay's answer and the announcement leaves behind.
     journal.write_text(
-        "".join(
+        "\n".join(kept)
+        + "\n"
+        + "".join(
             json.dumps(line) + "\n"
             for line in (
                 {"t": now, "phase": "intent", "event_id": "pulsed", "door": "front_gate"},
@@ -314,9 +322,10 @@ def test_a_pulse_cut_off_before_its_report_is_announced_at_the_next_start(
     assert (midway["decision"], midway["rule"]) == ("error", "interrupted")
     assert "may have opened" in midway["reason"]
     assert not [d for d in decisions(tmp_path) if d["event_id"] == "done"]
-    assert relay.seen() == []
-    # Announced once: a second restart has nothing left to report.
     wait_for(restarted.drained, what="drained")
+    assert len([d for d in decisions(tmp_path) if d["event_id"] == opened]) == 1
+    assert len(relay.seen()) == 1
+    # Announced once: a second restart has nothing left to report.
     restarted.stop()
     third = bridge_factory(cfg, RECORDER, workdir=bridge.workdir)
     wait_for(third.drained, what="third start drained")

@@ -55,7 +55,7 @@ class DoorRelayPlugin:
             for warning in warnings_for(cfg):
                 log.warning("door %s: %s", cfg["name"], warning)
             backend = build(cfg["backend"], bridge, user)
-            door = Door(cfg, backend, self.journal, bridge.announce)
+            door = Door(cfg, backend, self.journal, bridge.announce, lambda: bridge.position)
             self.doors[door.name] = door
             for device in cfg["devices"]:
                 self.by_device.setdefault(device, []).append(door)
@@ -71,6 +71,9 @@ class DoorRelayPlugin:
 
     def _announce_interrupted(self, bridge, entry: dict[str, Any]) -> None:
         """The bridge died between pulse and report: tell the audit trail what is known."""
+        if _already_announced(bridge, entry):
+            self.journal.announced(entry["event_id"], entry["door"])
+            return
         outcome = entry.get("outcome") or {}
         if outcome.get("result") == "open":
             result, reason = (
@@ -221,3 +224,13 @@ def _with(
     import dataclasses
 
     return dataclasses.replace(decision, decision=result, rule=rule, reason=reason)
+
+
+def _already_announced(bridge, entry: dict[str, Any]) -> bool:
+    """Did the decision reach the spool before the crash (only its journal mark is missing)?"""
+    if "seq" not in entry:
+        return False
+    return any(
+        d.door == entry["door"] and d.event_id == entry["event_id"]
+        for d in bridge.records("door_decision", entry["seq"])
+    )

@@ -44,12 +44,14 @@ class Door:
         backend: Backend,
         journal: Journal,
         announce: Callable[[DoorDecision], None],
+        position: Callable[[], int] = lambda: 0,
     ):
         self.cfg = cfg
         self.name: str = cfg["name"]
         self.backend = backend
         self.journal = journal
         self.announce = announce
+        self.position = position
         self.lock = threading.Lock()
         self.last_open_mono: float | None = None
         self.stats: dict[str, Any] = {
@@ -127,7 +129,10 @@ class Door:
                 return _replace(job.decision, late.decision, late.rule, late.reason)
         key = pulse.event_id or f"remote-{time.time_ns()}"
         try:
-            self.journal.intent(key, self.name, source=pulse.source, pulse_s=pulse.pulse_s)
+            # The spool position lets the next start find whether this decision reached it.
+            self.journal.intent(
+                key, self.name, source=pulse.source, pulse_s=pulse.pulse_s, seq=self.position()
+            )
         except JournalError as err:
             return _replace(job.decision, DecisionResult.ERROR, "journal", str(err))
         job.journal_key = key
