@@ -164,7 +164,9 @@ def test_kill_9_under_load_loses_nothing_acknowledged_and_opens_no_door_twice(
     per_event = Counter(d["event_id"] for d in opens)
     assert per_event and max(per_event.values()) == 1, per_event.most_common(3)
     wait_for(lambda: len(relay.hits) >= len(opens), 10, what="relay pulses")
-    assert len(relay.hits) == len(opens)
+    # The one pulse in flight at the kill may have reached the relay before its decision
+    # was spooled; the replay after the restart is not live and pulses nothing.
+    assert len(relay.hits) - len(opens) in (0, 1)
     # At-least-once for the recorder: only the record in flight at the kill may come again,
     # and never as live.
     lines = [r for r in read_lines(tmp_path / "rec.jsonl") if r["record"] == "event"]
