@@ -20,7 +20,10 @@ local function slurp(name)
   local f = assert(io.open(name, "rb")); local data = f:read("*a"); f:close(); return data
 end
 local head, tail = slurp("{head}"), slurp("{tail}")
-local thread_id, counter = 0, 0
+-- thread_id must stay a global: thread:set() writes globals, a local would shadow it
+-- and every thread would send the same identities (answered as duplicates).
+thread_id = 0
+local counter = 0
 local next_id = 0
 function setup(thread)
   next_id = next_id + 1

@@ -9,7 +9,9 @@ delivered twice after a crash.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -30,6 +32,7 @@ HOOK_FOR_KIND = {
 }
 ARGUMENT_FOR_KIND = {"event": "event", "box_status": "status", "door_decision": "decision"}
 FAILED_ATTEMPTS = 3
+PLUGIN_NICENESS = 10
 
 
 class RetryLater(Exception):
@@ -84,6 +87,7 @@ class Worker(threading.Thread):
         self._stop_event.set()
 
     def run(self) -> None:
+        self._lower_priority()
         reader = self.spool.reader(self.cursor.value)
         try:
             while not self._stop_event.is_set():
@@ -92,6 +96,18 @@ class Worker(threading.Thread):
                     self._deliver(record)
         finally:
             reader.close()
+
+    def _lower_priority(self) -> None:
+        """Let the receiver threads win the CPU: the box is waiting, plugins can catch up.
+
+        A plugin that a person waits for (a door) says so with `realtime = True`.
+        """
+        plugin = self.host.pm.get_plugin(self.plugin)
+        if getattr(plugin, "realtime", False):
+            return
+        # Not Linux, or not allowed: then plugins simply share the CPU evenly.
+        with contextlib.suppress(AttributeError, OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), PLUGIN_NICENESS)
 
     def _deliver(self, record: Record) -> None:
         hook = HOOK_FOR_KIND.get(record.kind)

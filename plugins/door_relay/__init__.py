@@ -28,6 +28,9 @@ REMOTE_WAIT_S = 1.0
 
 
 class DoorRelayPlugin:
+    # A person is waiting at the door: the dispatcher must not deprioritise this worker.
+    realtime = True
+
     def __init__(self) -> None:
         self.doors: dict[str, Door] = {}
         self.by_device: dict[str, list[Door]] = {}
