@@ -194,6 +194,7 @@ def create_app(bridge: Bridge) -> bottle.Bottle:
             history=history,
             max_image_bytes=max_image,
             ep_id_for_ip=bridge.devices.ep_id_for_ip,
+            decode_images=False,
         )
         if event.score < threshold:
             metrics.dropped.labels("below_threshold").inc()

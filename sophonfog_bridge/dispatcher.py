@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -68,11 +69,42 @@ class PluginStats:
     cursor: int = 0
 
 
+class Models:
+    """Records decoded once for every worker: the models are immutable, so they share them."""
+
+    def __init__(self, size: int = 64):
+        self.size = size
+        self._lock = threading.Lock()
+        self._models: OrderedDict[int, Any] = OrderedDict()
+
+    def get(self, record: Record) -> Any:
+        with self._lock:
+            model = self._models.get(record.seq)
+        if model is None:
+            model = MODELS[record.kind].from_parts(record.meta, record.blobs)
+            for warning in getattr(model, "warnings", ())[len(record.meta.get("warnings", ())) :]:
+                log.warning("%s %s: %s", record.kind, _record_name(record), warning)
+            with self._lock:
+                self._models[record.seq] = model
+                while len(self._models) > self.size:
+                    self._models.popitem(last=False)
+        return model
+
+
 class Worker(threading.Thread):
     """Delivers spool records to one plugin, in order, at that plugin's pace."""
 
-    def __init__(self, name: str, host: PluginHost, spool: Spool, bridge: Any, metrics: Any):
+    def __init__(
+        self,
+        name: str,
+        host: PluginHost,
+        spool: Spool,
+        bridge: Any,
+        metrics: Any,
+        models: Models | None = None,
+    ):
         super().__init__(name=f"plugin-{name}", daemon=True)
+        self.models = models or Models()
         self.plugin = name
         self.host = host
         self.spool = spool
@@ -113,7 +145,7 @@ class Worker(threading.Thread):
         hook = HOOK_FOR_KIND.get(record.kind)
         impl = self.host.impl(self.plugin, hook) if hook else None
         if impl is not None:
-            model = MODELS[record.kind].from_parts(record.meta, record.blobs)
+            model = self.models.get(record)
             if not self._call_until_done(impl, record, model):
                 return  # stopped while retrying: the record stays due
         self.cursor.commit(record.seq)
@@ -195,9 +227,10 @@ class Dispatcher:
         self.host = host
         self.spool = spool
         self.workers: dict[str, Worker] = {}
+        models = Models()
         for name in host.names():
             if any(host.impl(name, hook) for hook in HOOK_FOR_KIND.values()):
-                self.workers[name] = Worker(name, host, spool, bridge, metrics)
+                self.workers[name] = Worker(name, host, spool, bridge, metrics, models)
         self._gc_stop = threading.Event()
         self._gc = threading.Thread(target=self._collect_loop, name="spool-gc", daemon=True)
 

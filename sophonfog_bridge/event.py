@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
+from . import images
+
 IMAGE_FIELDS = ("reg_pic", "spot_pic", "face_pic")
 
 
@@ -63,7 +65,7 @@ class _Model:
         """JSON-safe view without images: what MQTT, syslog and webhooks publish."""
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            if f.name in self._blobs or f.name == "raw":
+            if f.name in self._blobs or f.name in ("raw", "encoded_images"):
                 continue
             out[f.name] = _plain(getattr(self, f.name))
         return out
@@ -159,6 +161,8 @@ class Event(_Model):
     received_at: datetime = field(default_factory=utcnow)
     warnings: tuple[str, ...] = ()
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    # Image fields still holding base64 text: only between the receiver and the spool.
+    encoded_images: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def is_live(self) -> bool:
@@ -178,7 +182,14 @@ class Event(_Model):
         rect = kwargs.get("face_rect")
         if rect is not None:
             kwargs["face_rect"] = FaceRect(**rect)
-        kwargs["warnings"] = tuple(kwargs.get("warnings", ()))
+        warnings = list(kwargs.get("warnings", ()))
+        for name in kwargs.pop("encoded_images", ()):
+            try:
+                kwargs[name] = images.decode(kwargs[name])
+            except ValueError as err:
+                kwargs[name] = None
+                warnings.append(f"{name}: {err}, image dropped")
+        kwargs["warnings"] = tuple(warnings)
         return cls(**kwargs)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 
 import pytest
@@ -208,3 +209,27 @@ def test_box_status_as_form_and_offline_device():
 def test_box_status_needs_an_id():
     with pytest.raises(WireError, match="gateway_sn: required"):
         parse_status({"gateway_name": "x"})
+
+
+def test_receiver_path_keeps_images_as_base64_until_the_spool_is_read():
+    raw = payload("v2r2")
+    event = parse_event(raw, decode_images=False)
+    assert set(event.encoded_images) == {"reg_pic", "spot_pic", "face_pic"}
+    assert event.spot_pic == raw["ext_data"]["spot_pic"].encode()
+    assert "encoded_images" not in event.to_dict()
+    revived = Event.from_parts(*event.to_parts())
+    assert revived.encoded_images == ()
+    assert (revived.reg_pic, revived.spot_pic, revived.face_pic) == (REG, SCENE, FACE)
+    decoded_at_the_door = parse_event(raw)
+    assert revived == replace(decoded_at_the_door, received_at=revived.received_at)
+
+
+def test_corruption_past_the_first_bytes_is_caught_when_the_spool_is_read():
+    raw = payload("v2r2")
+    good = raw["ext_data"]["spot_pic"]
+    raw["ext_data"]["spot_pic"] = good[:40] + "!!!!" + good[44:]  # JPEG magic intact
+    event = parse_event(raw, decode_images=False)
+    assert "spot_pic" in event.encoded_images and event.warnings == ()
+    revived = Event.from_parts(*event.to_parts())
+    assert revived.spot_pic is None and revived.reg_pic == REG
+    assert revived.warnings == ("spot_pic: invalid base64, image dropped",)
