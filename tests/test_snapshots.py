@@ -415,3 +415,14 @@ def test_default_config_saves_with_a_chinese_font(bridge_factory, tmp_path):
     assert health["font_cjk"] is True, health
     assert health["enabled"] and health["failed"] == 0
     assert bridge.stop() == 0
+
+
+def test_cleaner_thread_stops_and_joins(tmp_path):
+    # A Thread subclass that shadows Thread._stop makes join() raise at shutdown.
+    from sophonfog_bridge.plugins.snapshots.retention import Cleaner, Policy
+
+    cleaner = Cleaner(tmp_path, Policy(retention_days=30, max_total_bytes=0), interval_s=60)
+    cleaner.start()
+    cleaner.stop()
+    cleaner.join(5)
+    assert not cleaner.is_alive()

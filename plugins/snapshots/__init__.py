@@ -38,6 +38,7 @@ class SnapshotsPlugin:
         self.config: dict[str, Any] = {}
         self.fonts: FontSource | None = None
         self.cleaner: Cleaner | None = None
+        self.durable = False
         self.counts = {"events": 0, "files": 0, "skipped_images": 0, "filtered": 0}
         self.last_saved: str | None = None
         self.last_skipped: str | None = None
@@ -49,8 +50,9 @@ class SnapshotsPlugin:
         return CONFIG_SCHEMA
 
     @hookimpl
-    def startup(self, config: dict[str, Any]) -> None:
+    def startup(self, bridge, config: dict[str, Any]) -> None:
         self.config = config
+        self.durable = bool(bridge.config["spool"]["fsync"])
         self.root = Path(config["path"])
         self.max_pixels = int(config["max_megapixels"] * 1_000_000)
         try:
@@ -142,7 +144,7 @@ class SnapshotsPlugin:
 
         def write(suffix: str, data: bytes) -> Path:
             target = inside(root, stem.with_name(stem.name + suffix))
-            atomic_write(target, data, mtime)
+            atomic_write(target, data, mtime, self.durable)
             written.append(target)
             return target
 
@@ -186,7 +188,7 @@ class SnapshotsPlugin:
             target = inside(self.root, folder / f"{name}{suffix}")
             target.parent.mkdir(parents=True, exist_ok=True)
             if newer_than_existing(target, mtime):
-                atomic_link(original, target, mtime)
+                atomic_link(original, target, mtime, self.durable)
 
 
 def _without_rect(event: Event) -> Event:

@@ -70,7 +70,8 @@ def decode(data: bytes, max_pixels: int) -> Decoded:
 
 def encode_jpeg(image: Image.Image, quality: int = 88) -> bytes:
     out = io.BytesIO()
-    image.convert("RGB").save(out, "JPEG", quality=quality, optimize=True)
+    # No `optimize`: a second Huffman pass saves ~5 % of bytes and doubles encode time.
+    image.convert("RGB").save(out, "JPEG", quality=quality)
     return out.getvalue()
 
 

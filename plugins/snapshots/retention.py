@@ -117,17 +117,17 @@ class Cleaner(threading.Thread):
         self.interval_s = interval_s
         self.stats = CleanupStats()
         self._wake = threading.Event()
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def wake(self) -> None:
         self._wake.set()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self._wake.set()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             self.run_once()
             self._wake.wait(self.interval_s)
             self._wake.clear()

@@ -1,7 +1,9 @@
 """Writing photos so that a reader never sees half a file, and the per-device `latest`.
 
-Every file is written to a hidden temporary name in the same folder, flushed, then
-renamed over the final name: rename is atomic within a file system.
+Every file is written to a hidden temporary name in the same folder, then renamed over
+the final name: rename is atomic within a file system, so readers never see half a photo.
+The fsync before the rename is what survives a power cut; it costs ~5 ms a file here, so
+it follows `spool.fsync` like the rest of the bridge's durability.
 """
 
 from __future__ import annotations
@@ -23,14 +25,17 @@ def _create(tmp: Path):
         return open(tmp, "xb")
 
 
-def atomic_write(path: Path, data: bytes, mtime: float | None = None) -> None:
+def atomic_write(
+    path: Path, data: bytes, mtime: float | None = None, durable: bool = False
+) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{TMP_PREFIX}{secrets.token_hex(6)}{path.suffix}")
     try:
         with _create(tmp) as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         if mtime is not None:
             os.utime(tmp, (mtime, mtime))
         os.replace(tmp, path)
@@ -40,13 +45,13 @@ def atomic_write(path: Path, data: bytes, mtime: float | None = None) -> None:
         raise
 
 
-def atomic_link(source: Path, path: Path, mtime: float) -> None:
+def atomic_link(source: Path, path: Path, mtime: float, durable: bool = False) -> None:
     """Make `path` the same file as `source` (a hard link, else a copy), atomically."""
     tmp = path.with_name(f"{TMP_PREFIX}{secrets.token_hex(6)}{path.suffix}")
     try:
         os.link(source, tmp)
     except OSError:  # file systems without hard links (some SMB/FAT mounts)
-        atomic_write(path, source.read_bytes(), mtime)
+        atomic_write(path, source.read_bytes(), mtime, durable)
         return
     try:
         os.replace(tmp, path)
