@@ -62,7 +62,9 @@ DICT_FIELDS = (
     "gateway_ext_data",
     "sub_devices",
 )
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
+# Names and ids are one line: a newline in one breaks log lines, captions and syslog.
+_LINE_BREAKS = re.compile(r"[\t\n\v\f\r\u2028\u2029\x85]+")
 
 
 class WireError(ValueError):
@@ -78,7 +80,7 @@ def Text(max_len: int = MAX_TEXT):
     def validate(value: Any) -> str:
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             raise vol.Invalid("expected a string")
-        text = _CONTROL.sub("", str(value)).strip()
+        text = _LINE_BREAKS.sub(" ", _CONTROL.sub("", str(value))).strip()
         if len(text) > max_len:
             raise vol.Invalid(f"longer than {max_len} characters")
         return text

@@ -171,6 +171,13 @@ def test_control_characters_are_removed_from_names():
     assert parse_event(raw).identity_name == "ABC\u200fD"  # RTL mark is a real letter mark
 
 
+def test_names_are_one_line():
+    raw = payload("v2r1", identity_name="Li\nLei\r\n\tjr\u2028x")
+    raw["group_name"] = "a\nb"
+    event = parse_event(raw)
+    assert (event.identity_name, event.group_name) == ("Li Lei jr x", "a b")
+
+
 def test_iso_timestamp_is_accepted():
     raw = payload("v2r1")
     raw["timestamp"] = "2026-01-02T03:04:05+08:00"

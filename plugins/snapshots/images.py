@@ -110,9 +110,14 @@ def face_crop(image: Image.Image, rect: FaceRect) -> bytes | None:
 def caption(event: Event, local: datetime, name: str) -> tuple[str, str]:
     """Who (name, person type, score), then where and when (device, local time)."""
     return (
-        f"{name} · {event.person_type.value} · {event.score * 100:.0f}%",
-        f"{event.device} · {local:%Y-%m-%d %H:%M:%S}",
+        _one_line(f"{name} · {event.person_type.value} · {event.score * 100:.0f}%"),
+        _one_line(f"{event.device} · {local:%Y-%m-%d %H:%M:%S}"),
     )
+
+
+def _one_line(text: str) -> str:
+    # Pillow refuses to measure multi-line text; a caption line must stay one line.
+    return " ".join(text.splitlines())
 
 
 def annotate(image: Image.Image, event: Event, text: tuple[str, str], fonts: FontSource) -> bytes:

@@ -6,6 +6,8 @@ hide itself, or break a file system; but 小明 should still read as 小明 in a
 
 from __future__ import annotations
 
+import functools
+import os
 import re
 import unicodedata
 from datetime import datetime
@@ -67,10 +69,21 @@ def device_folder(event: Event) -> Path:
     return Path("_" + name if _DATE.match(name) else name)
 
 
+@functools.lru_cache(maxsize=16)
+def _resolved(root: str) -> Path:
+    return Path(root).resolve()
+
+
 def inside(root: Path, relative: Path) -> Path:
-    """`root / relative`, resolved, or ValueError if it would land outside `root`."""
-    base = root.resolve()
-    target = (base / relative).resolve()
+    """`root / relative`, normalised, or ValueError if it would land outside `root`.
+
+    Lexical, not `resolve()`: resolving every component cost a fifth of the plugin's time.
+    The names are built from sanitised components, so only a symlink that someone with
+    write access to the folder planted could lead elsewhere; the file server, which
+    answers strangers, does resolve symlinks.
+    """
+    base = _resolved(str(root))
+    target = Path(os.path.normpath(base / relative))
     if target == base or not target.is_relative_to(base):
         raise ValueError(f"{relative} would leave {base}")
     return target
