@@ -72,7 +72,7 @@ class PluginStats:
 class Models:
     """Records decoded once for every worker: the models are immutable, so they share them."""
 
-    def __init__(self, size: int = 64):
+    def __init__(self, size: int = 32):
         self.size = size
         self._lock = threading.Lock()
         self._models: OrderedDict[int, Any] = OrderedDict()

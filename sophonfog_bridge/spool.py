@@ -31,8 +31,8 @@ MAGIC = b"SFB1"
 HEADER = struct.Struct("<4sIIQ")  # magic, payload length, crc32, seq
 CURSOR_SLOT = struct.Struct("<QI")  # seq, crc32
 MAX_RECORD = 256 << 20
-RECENT_RECORDS = 256
-RECENT_BYTES = 64 << 20
+RECENT_RECORDS = 64
+RECENT_BYTES = 16 << 20
 
 
 class SpoolFull(OSError):

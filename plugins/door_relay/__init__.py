@@ -8,6 +8,7 @@ Anything that fails leaves the door shut and says why.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from datetime import datetime, timezone
@@ -128,6 +129,9 @@ class DoorRelayPlugin:
             return
         live = delivery.live and delivery.attempt == 1
         now, mono = datetime.now(timezone.utc), time.monotonic()
+        # A queued job needs the event's facts, not its photos: a burst behind a slow
+        # relay would otherwise hold every image in memory.
+        slim = dataclasses.replace(event, reg_pic=None, spot_pic=None, face_pic=None, raw={})
         for door in doors:
             verdict = rules.decide(
                 event, door.cfg, door.state_for(event), live=live, now=now, mono=mono
@@ -148,7 +152,7 @@ class DoorRelayPlugin:
                 score=event.score,
             )
             pulse = Pulse(door.name, door.cfg["pulse_s"], "event", event.event_id)
-            door.submit(Job(decision, pulse if verdict.opens else None, event))
+            door.submit(Job(decision, pulse if verdict.opens else None, slim))
 
     def _claim(self, event: Event, door: Door, mono: float) -> rules.Verdict | None:
         """Take the journal and cooldown claims, in that order; a refusal is a deny."""
