@@ -225,6 +225,7 @@ def create_app(bridge: Bridge) -> bottle.Bottle:
             started = time.perf_counter()
             environ = bottle.request.environ
             metrics.received.labels(route).inc()
+            bridge.activity.begin()
             try:
                 guard.check(environ, secret)
                 body = read_body(environ, limit)
@@ -236,6 +237,8 @@ def create_app(bridge: Bridge) -> bottle.Bottle:
                 answer = _reject(400, "invalid", str(err), environ, guard, secret)
             except SpoolFull as err:
                 answer = _reject(503, "spool", str(err), environ, guard, secret)
+            finally:
+                bridge.activity.end()
             metrics.ack_latency.observe(time.perf_counter() - started)
             return answer
 

@@ -19,7 +19,7 @@ from . import __version__
 from .config import ConfigError, validate_core, validate_plugin
 from .dedup import RecentIds
 from .devices import KnownDevices
-from .dispatcher import Dispatcher
+from .dispatcher import Dispatcher, ReceiverActivity
 from .event import MODELS, BoxStatus, Event
 from .host import HookResult, PluginError, PluginHost, build_host, strict_mode
 from .metrics import Metrics
@@ -55,6 +55,7 @@ class Bridge:
         self.recent_ids = RecentIds(spool_cfg["dedup_window_s"], spool_cfg["dedup_max"])
         self._rebuild_recent_ids()
         self.metrics = Metrics()
+        self.activity = ReceiverActivity()
         self.dispatcher: Dispatcher | None = None
 
     # ---- setup -------------------------------------------------------------------------
@@ -109,7 +110,7 @@ class Bridge:
                 log.exception("plugin %s failed to start and is disabled", name)
                 self.startup_errors[name] = f"{type(err).__name__}: {err}"
                 self.host.disable(name)
-        self.dispatcher = Dispatcher(self.host, self.spool, self, self.metrics)
+        self.dispatcher = Dispatcher(self.host, self.spool, self, self.metrics, self.activity)
         self.dispatcher.start()
         log.info(
             "bridge %s %s started with plugins: %s",

@@ -34,6 +34,7 @@ HOOK_FOR_KIND = {
 ARGUMENT_FOR_KIND = {"event": "event", "box_status": "status", "door_decision": "decision"}
 FAILED_ATTEMPTS = 3
 PLUGIN_NICENESS = 10
+MAX_DEFER_S = 0.5
 
 
 class RetryLater(Exception):
@@ -69,6 +70,35 @@ class PluginStats:
     cursor: int = 0
 
 
+class ReceiverActivity:
+    """Requests in flight at the receiver, so that plugin workers can step aside.
+
+    The box waits at most 0.5 s and then delays every later event, and on two cores a
+    plugin's Python work competes with the receiver for the interpreter lock. So in a
+    burst the workers of ordinary plugins wait until no request is in flight (at most
+    `MAX_DEFER_S` per record, so they never starve) and catch up afterwards from the
+    spool. Doors (`realtime = True`) never wait.
+    """
+
+    def __init__(self) -> None:
+        self._in_flight = 0
+        self._idle = threading.Condition()
+
+    def begin(self) -> None:
+        with self._idle:
+            self._in_flight += 1
+
+    def end(self) -> None:
+        with self._idle:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout: float) -> None:
+        with self._idle:
+            self._idle.wait_for(lambda: self._in_flight == 0, timeout)
+
+
 class Models:
     """Records decoded once for every worker: the models are immutable, so they share them."""
 
@@ -102,9 +132,12 @@ class Worker(threading.Thread):
         bridge: Any,
         metrics: Any,
         models: Models | None = None,
+        activity: ReceiverActivity | None = None,
     ):
         super().__init__(name=f"plugin-{name}", daemon=True)
         self.models = models or Models()
+        self.activity = activity
+        self.realtime = bool(getattr(host.pm.get_plugin(name), "realtime", False))
         self.plugin = name
         self.host = host
         self.spool = spool
@@ -125,6 +158,8 @@ class Worker(threading.Thread):
             while not self._stop_event.is_set():
                 record = reader.next(timeout=0.5)
                 if record is not None:
+                    if self.activity is not None and not self.realtime:
+                        self.activity.wait_idle(MAX_DEFER_S)
                     self._deliver(record)
         finally:
             reader.close()
@@ -134,8 +169,7 @@ class Worker(threading.Thread):
 
         A plugin that a person waits for (a door) says so with `realtime = True`.
         """
-        plugin = self.host.pm.get_plugin(self.plugin)
-        if getattr(plugin, "realtime", False):
+        if self.realtime:
             return
         # Not Linux, or not allowed: then plugins simply share the CPU evenly.
         with contextlib.suppress(AttributeError, OSError):
@@ -223,14 +257,21 @@ def _record_name(record: Record) -> str:
 class Dispatcher:
     """Starts and stops one Worker per plugin that handles spooled records."""
 
-    def __init__(self, host: PluginHost, spool: Spool, bridge: Any, metrics: Any):
+    def __init__(
+        self,
+        host: PluginHost,
+        spool: Spool,
+        bridge: Any,
+        metrics: Any,
+        activity: ReceiverActivity | None = None,
+    ):
         self.host = host
         self.spool = spool
         self.workers: dict[str, Worker] = {}
         models = Models()
         for name in host.names():
             if any(host.impl(name, hook) for hook in HOOK_FOR_KIND.values()):
-                self.workers[name] = Worker(name, host, spool, bridge, metrics, models)
+                self.workers[name] = Worker(name, host, spool, bridge, metrics, models, activity)
         self._gc_stop = threading.Event()
         self._gc = threading.Thread(target=self._collect_loop, name="spool-gc", daemon=True)
 

@@ -100,10 +100,10 @@ def published_events(tap: Tap) -> list[dict]:
 
 
 def decisions(tap: Tap) -> list[dict]:
-    return [
-        json.loads(m.payload)
-        for m in tap.matching(lambda m: m.topic.startswith(BASE) and m.topic.endswith("/access"))
-    ]
+    """Door decisions published, each once: MQTT delivery is at-least-once, so the decision
+    in flight at a kill may be published again, byte for byte (consumers dedupe)."""
+    payloads = tap.matching(lambda m: m.topic.startswith(BASE) and m.topic.endswith("/access"))
+    return [json.loads(p) for p in dict.fromkeys(m.payload for m in payloads)]
 
 
 class Poster(threading.Thread):

@@ -105,3 +105,24 @@ def test_disabled_plugin_is_not_called(tmp_path):
     assert bridge.call("plugin_health") == []
     assert bridge.health()["plugins"]["good"]["enabled"] is False
     bridge.spool.close()
+
+
+def test_workers_wait_while_the_receiver_is_busy_but_never_for_long():
+    import threading
+    import time
+
+    from sophonfog_bridge.dispatcher import ReceiverActivity
+
+    activity = ReceiverActivity()
+    activity.begin()
+    released = threading.Event()
+    waiter = threading.Thread(target=lambda: (activity.wait_idle(5), released.set()))
+    waiter.start()
+    assert not released.wait(0.2), "a worker ran while a request was in flight"
+    activity.end()
+    assert released.wait(2), "the worker did not resume once the receiver was idle"
+    activity.begin()
+    started = time.monotonic()
+    activity.wait_idle(0.3)  # a receiver that is never idle delays a worker, never starves it
+    assert 0.25 <= time.monotonic() - started < 2
+    activity.end()
