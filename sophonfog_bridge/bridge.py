@@ -67,11 +67,7 @@ class Bridge:
             try:
                 schema = self.host.call_one(name, "config_schema")
             except Exception as err:
-                if strict_mode():
-                    raise PluginError(f"plugin {name}: config_schema failed: {err}") from err
-                log.exception("plugin %s: config_schema failed; plugin disabled", name)
-                self.startup_errors[name] = f"config_schema: {type(err).__name__}: {err}"
-                self.host.disable(name)
+                self._plugin_failed(name, "config_schema", err)
                 sections.pop(name, None)
                 continue
             configs[name] = validate_plugin(name, schema, sections.pop(name, None), source)
@@ -99,17 +95,21 @@ class Bridge:
                 if age is not None:
                     self.recent_ids.claim(event_id, time.monotonic() - age)
 
+    def _plugin_failed(self, name: str, hook: str, err: Exception) -> None:
+        """A plugin that cannot set itself up is disabled (an error in strict mode)."""
+        if strict_mode():
+            raise PluginError(f"plugin {name}: {hook} failed: {err}") from err
+        log.exception("plugin %s: %s failed; plugin disabled", name, hook)
+        self.startup_errors[name] = f"{hook}: {type(err).__name__}: {err}"
+        self.host.disable(name)
+
     def start(self) -> None:
         """Start every enabled plugin, then the workers that feed them."""
         for name in list(self.host.names()):
             try:
                 self.host.call_one(name, "startup", bridge=self, config=self.plugin_configs[name])
             except Exception as err:
-                if strict_mode():
-                    raise PluginError(f"plugin {name} failed to start: {err}") from err
-                log.exception("plugin %s failed to start and is disabled", name)
-                self.startup_errors[name] = f"{type(err).__name__}: {err}"
-                self.host.disable(name)
+                self._plugin_failed(name, "startup", err)
         self.dispatcher = Dispatcher(self.host, self.spool, self, self.metrics, self.activity)
         self.dispatcher.start()
         log.info(

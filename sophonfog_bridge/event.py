@@ -274,5 +274,24 @@ class DoorDecision(_Model):
     decided_at: datetime = field(default_factory=utcnow)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
+    @classmethod
+    def for_event(
+        cls, event: Event, door: str, decision: DecisionResult, reason: str, rule: str = ""
+    ) -> DoorDecision:
+        """A decision about `event`, carrying the facts an audit trail needs from it."""
+        return cls(
+            door=door,
+            decision=decision,
+            reason=reason,
+            rule=rule,
+            source="event",
+            event_id=event.event_id,
+            identity_id=event.identity_id,
+            identity_name=event.identity_name,
+            person_type=event.person_type.value,
+            device=event.device,
+            score=event.score,
+        )
+
 
 MODELS: dict[str, type[_Model]] = {m.record_kind: m for m in (Event, BoxStatus, DoorDecision)}

@@ -25,17 +25,4 @@ class FakeDoor:
         if not (event.is_live and delivery.live) or event.person_type not in RESULTS:
             return
         result, reason = RESULTS[event.person_type]
-        bridge.announce(
-            DoorDecision(
-                door="front",
-                decision=result,
-                reason=reason,
-                rule="test",
-                event_id=event.event_id,
-                identity_id=event.identity_id,
-                identity_name=event.identity_name,
-                person_type=event.person_type.value,
-                device=event.device,
-                score=event.score,
-            )
-        )
+        bridge.announce(DoorDecision.for_event(event, "front", result, reason, "test"))

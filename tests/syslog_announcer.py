@@ -21,17 +21,5 @@ class Announcer:
         if not delivery.live:
             return
         result = RESULTS.get(event.person_type, DecisionResult.DENY)
-        bridge.announce(
-            DoorDecision(
-                door="front",
-                decision=result,
-                reason=f'rule "a]b\\c" said {result.value}',
-                rule="staff",
-                event_id=event.event_id,
-                identity_id=event.identity_id,
-                identity_name=event.identity_name,
-                person_type=event.person_type.value,
-                device=event.device,
-                score=event.score,
-            )
-        )
+        reason = f'rule "a]b\\c" said {result.value}'
+        bridge.announce(DoorDecision.for_event(event, "front", result, reason, "staff"))

@@ -138,18 +138,8 @@ class DoorRelayPlugin:
             )
             if verdict.opens:
                 verdict = self._claim(event, door, mono) or verdict
-            decision = DoorDecision(
-                door=door.name,
-                decision=verdict.decision,
-                reason=verdict.reason,
-                rule=verdict.rule,
-                source="event",
-                event_id=event.event_id,
-                identity_id=event.identity_id,
-                identity_name=event.identity_name,
-                person_type=event.person_type.value,
-                device=event.device,
-                score=event.score,
+            decision = DoorDecision.for_event(
+                event, door.name, verdict.decision, verdict.reason, verdict.rule
             )
             pulse = Pulse(door.name, door.cfg["pulse_s"], "event", event.event_id)
             door.submit(Job(decision, pulse if verdict.opens else None, slim))
