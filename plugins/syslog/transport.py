@@ -37,7 +37,18 @@ def frame_newline(message: bytes) -> bytes:
     return message + b"\n"
 
 
-class UdpTransport:
+class _OneSocket:
+    """A transport that holds at most one socket and drops it when it breaks."""
+
+    sock: socket.socket | None = None
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+        self.sock = None
+
+
+class UdpTransport(_OneSocket):
     def __init__(self, address: Address, timeout_s: float):
         self.address = address
         self.timeout_s = timeout_s
@@ -61,13 +72,8 @@ class UdpTransport:
             self.close()
             raise Lost(f"cannot send to {self.address}: {_reason(err)}") from err
 
-    def close(self) -> None:
-        if self.sock is not None:
-            self.sock.close()
-        self.sock = None
 
-
-class StreamTransport:
+class StreamTransport(_OneSocket):
     """TCP, or a unix stream socket; one connection, reopened when it breaks."""
 
     def __init__(self, address: Address, timeout_s: float, framing: str):
@@ -121,13 +127,8 @@ class StreamTransport:
             self.close()
             raise Unreachable(f"{self.address}: {_reason(err)}") from err
 
-    def close(self) -> None:
-        if self.sock is not None:
-            self.sock.close()
-        self.sock = None
 
-
-class UnixDatagramTransport:
+class UnixDatagramTransport(_OneSocket):
     """`/dev/log` and friends; falls back to a stream socket if the daemon uses one."""
 
     def __init__(self, address: Address, timeout_s: float):
@@ -163,10 +164,6 @@ class UnixDatagramTransport:
                 raise Unreachable(f"{self.address}: busy") from err
             raise Lost(f"cannot send to {self.address}: {_reason(err)}") from err
 
-    def close(self) -> None:
-        if self.sock is not None:
-            self.sock.close()
-        self.sock = None
         if self.stream is not None:
             self.stream.close()
 
