@@ -6,22 +6,18 @@ after 0.5 s and then delays every later event, so nothing a plugin does happens 
 
 from __future__ import annotations
 
-import base64
-import hmac
-import io
-import ipaddress
 import json
 import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl
 
 import bottle
-import multipart
 
+from .body import Rejected, parse_body, read_body
+from .guard import Guard, json_answer
 from .spool import SpoolFull
-from .wire import WireError, coerce_form, parse_event, parse_status
+from .wire import WireError, parse_event, parse_status
 
 if TYPE_CHECKING:
     from .bridge import Bridge
@@ -31,151 +27,7 @@ log = logging.getLogger(__name__)
 REALTIME_PATHS = ("/RealTimeEvent", "/EventServer/api/SophonFogRelEvent")
 HISTORY_PATHS = ("/EventServer/api/SophonFogHistoryEvent",)
 STATUS_PATHS = ("/DeviceStatus",)
-TOKEN_HEADER = "X-Sophonfog-Token"
 SUCCESS = {"status": 0, "message": "SUCCESS"}
-
-
-class Rejected(Exception):
-    def __init__(self, code: int, reason: str, message: str):
-        super().__init__(message)
-        self.code, self.reason, self.message = code, reason, message
-
-
-def _json(code: int, body: dict[str, Any]) -> bottle.HTTPResponse:
-    return bottle.HTTPResponse(
-        json.dumps(body, ensure_ascii=False), status=code, content_type="application/json"
-    )
-
-
-def read_body(environ: dict[str, Any], limit: int) -> bytes:
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        raise Rejected(400, "bad_length", "Content-Length: not a number") from None
-    if length > limit:
-        raise Rejected(413, "too_large", f"body: {length} bytes is over the limit of {limit} bytes")
-    body = environ["wsgi.input"].read(length) if length > 0 else b""
-    if len(body) < length:
-        raise Rejected(400, "truncated", f"body: truncated ({len(body)} of {length} bytes)")
-    return body
-
-
-def parse_body(body: bytes, content_type: str, limit: int) -> dict[str, Any]:
-    """JSON (whatever Content-Type says), multipart form-data, or urlencoded form."""
-    if not body.strip():
-        raise Rejected(400, "empty", "body: empty")
-    mime, options = multipart.parse_options_header(content_type or "")
-    if mime == "multipart/form-data":
-        return coerce_form(_multipart(body, options.get("boundary"), limit))
-    if body.lstrip()[:1] in (b"{", b"["):
-        try:
-            data = json.loads(body)
-        except RecursionError:
-            raise Rejected(400, "bad_json", "body: nested too deeply") from None
-        except ValueError as err:
-            raise Rejected(400, "bad_json", f"body: not valid JSON ({err})") from None
-        if not isinstance(data, dict):
-            raise Rejected(400, "bad_json", "body: expected a JSON object")
-        return data
-    try:
-        fields = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True))
-    except (UnicodeDecodeError, ValueError):
-        raise Rejected(400, "bad_body", "body: neither JSON nor a form") from None
-    return coerce_form(fields)
-
-
-def _multipart(body: bytes, boundary: str | None, limit: int) -> dict[str, str]:
-    if not boundary:
-        raise Rejected(400, "bad_multipart", "Content-Type: multipart without a boundary")
-    fields: dict[str, str] = {}
-    try:
-        parser = multipart.MultipartParser(
-            io.BytesIO(body),
-            boundary,
-            len(body),
-            spool_limit=limit,
-            memory_limit=limit,
-            part_limit=256,
-        )
-        for part in parser:
-            fields[part.name] = part.raw.decode("utf-8", "replace")
-    except multipart.MultipartError as err:
-        raise Rejected(400, "bad_multipart", f"body: broken multipart ({err})") from None
-    return fields
-
-
-class Guard:
-    """Who may post: optional shared secret and CIDR allow-list on the socket peer."""
-
-    def __init__(self, http: dict[str, Any]):
-        self.token: str | None = http["token"]
-        self.allowed = [ipaddress.ip_network(n) for n in http["allowed_sources"]]
-        self.proxies = [ipaddress.ip_network(n) for n in http["trusted_proxies"]]
-
-    def peer(self, environ: dict[str, Any]) -> str:
-        peer = environ.get("REMOTE_ADDR", "")
-        if self.proxies and _within(peer, self.proxies):
-            forwarded = [a.strip() for a in environ.get("HTTP_X_FORWARDED_FOR", "").split(",")]
-            for address in reversed([a for a in forwarded if a]):
-                if not _within(address, self.proxies):
-                    return address
-        return peer
-
-    def check(self, environ: dict[str, Any], path_secret: str | None) -> None:
-        """For the box's routes: the source allow-list, then the token."""
-        if self.allowed and not _within(self.peer(environ), self.allowed):
-            raise Rejected(403, "source", "source address not allowed")
-        self.check_token(environ, path_secret)
-
-    def check_token(self, environ: dict[str, Any], path_secret: str | None = None) -> None:
-        """Query `token`, X-Sophonfog-Token, Bearer, or a Basic password (for browsers)."""
-        if self.token is None:
-            return
-        query = dict(parse_qsl(environ.get("QUERY_STRING", "")))
-        offered = (
-            path_secret
-            or query.get("token")
-            or environ.get("HTTP_X_SOPHONFOG_TOKEN")
-            or _authorization_secret(environ.get("HTTP_AUTHORIZATION", ""))
-        )
-        if not offered or not hmac.compare_digest(offered.encode(), self.token.encode()):
-            raise Rejected(401, "token", "missing or wrong token")
-
-    def protect(self, callback: Callable[..., Any]) -> Callable[..., Any]:
-        """Pages plugins add show people's photos: with a token set, they need it too."""
-        if self.token is None:
-            return callback
-
-        def guarded(*args: Any, **kwargs: Any) -> Any:
-            try:
-                self.check_token(bottle.request.environ)
-            except Rejected as err:
-                answer = _json(err.code, {"status": err.code, "message": err.message})
-                answer.set_header("WWW-Authenticate", 'Basic realm="sophonfog-bridge"')
-                return answer
-            return callback(*args, **kwargs)
-
-        return guarded
-
-
-def _authorization_secret(header: str) -> str | None:
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer":
-        return value.strip() or None
-    if scheme.lower() == "basic":
-        try:
-            return base64.b64decode(value.strip(), validate=True).decode().partition(":")[2]
-        except (ValueError, UnicodeDecodeError):
-            return None
-    return None
-
-
-def _within(address: str, networks: list) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in net for net in networks)
 
 
 def create_app(bridge: Bridge) -> bottle.Bottle:
@@ -230,7 +82,7 @@ def create_app(bridge: Bridge) -> bottle.Bottle:
                 guard.check(environ, secret)
                 body = read_body(environ, limit)
                 payload = parse_body(body, environ.get("CONTENT_TYPE", ""), limit)
-                answer = _json(200, handle(payload))
+                answer = json_answer(200, handle(payload))
             except Rejected as err:
                 answer = _reject(err.code, err.reason, err.message, environ, guard, secret)
             except WireError as err:
@@ -257,7 +109,7 @@ def create_app(bridge: Bridge) -> bottle.Bottle:
             guard.peer(environ),
             message,
         )
-        return _json(code, {"status": code, "message": message})
+        return json_answer(code, {"status": code, "message": message})
 
     routes = {
         "realtime": (REALTIME_PATHS, http["realtime_paths"], lambda p: accept_event(p, False)),
