@@ -196,3 +196,33 @@ def test_the_full_example_config_is_valid(tmp_path):
     for plugin in ("mqtt", "snapshots", "syslog", "status", "door_relay"):
         assert f'"{plugin}": {{' in result.stdout
     assert '"name": "front_gate"' in result.stdout
+
+
+@pytest.mark.parametrize("shape", ["v2r1", "v2r2", "history", "ws", "platform"])
+def test_send_test_event_posts_like_a_box(bridge_factory, tmp_path, shape):
+    bridge = bridge_factory(core_config(tmp_path), plugins=RECORDER)
+    form = ["--form"] if shape == "v2r1" else []
+    result = run_cli(
+        "send-test-event",
+        "--url",
+        bridge.url + "/RealTimeEvent",
+        "--shape",
+        shape,
+        "--person-type",
+        "visitor",
+        "--device-type",
+        "access_control",
+        *form,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("200 ") and '"status": 0' in result.stdout
+    (line,) = wait_for(lambda: read_lines(tmp_path / "rec.jsonl"), 10, what="the test event")
+    assert line["person_type"] == "visitor"
+    assert line["kind"] == ("history" if shape == "history" else "realtime")
+    assert line["spot_pic"] is not None or shape == "ws"
+
+
+def test_version_flag():
+    result = run_cli("--version")
+    assert result.returncode == 0 and result.stdout.startswith("sophonfog-bridge ")
