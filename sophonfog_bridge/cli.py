@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import __version__, samples
-from .config import ConfigError, read_file
+from .config import OFF_BY_DEFAULT, ConfigError, read_file
 
 log = logging.getLogger("sophonfog_bridge")
 
@@ -68,7 +68,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     rows = host.describe()
     for row in rows:
         section = sections.get(row["name"]) or {}
-        default = row["name"] != "door_relay"
+        default = row["name"] not in OFF_BY_DEFAULT
         row["enabled"] = row["loaded"] and bool(section.get("enabled", default))
     if args.json:
         print(json.dumps(rows, indent=2))
