@@ -318,3 +318,29 @@ def test_unix_stream_socket_gets_newline_terminated_messages(bridge_factory, tmp
         server.close()
         os.unlink(path)
         os.rmdir(folder)
+
+
+def test_closing_the_unix_transport_closes_its_stream_fallback():
+    """shutdown() must release the stream connection a datagram socket fell back to."""
+    from sophonfog_bridge.plugins.syslog.config import parse_address
+    from sophonfog_bridge.plugins.syslog.transport import open_transport
+
+    folder = tempfile.mkdtemp(prefix="sfb-", dir="/tmp")
+    path = os.path.join(folder, "log")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(1)
+    server.settimeout(5)
+    try:
+        transport = open_transport(parse_address(f"unix://{path}"), 2.0, "octet-counting")
+        transport.send(b"<14>hello")
+        client, _ = server.accept()
+        client.settimeout(5)
+        assert client.recv(64) == b"<14>hello\n"
+        transport.close()
+        assert client.recv(64) == b"", "the stream connection is still open after close()"
+        client.close()
+    finally:
+        server.close()
+        os.unlink(path)
+        os.rmdir(folder)

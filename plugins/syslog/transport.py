@@ -54,7 +54,6 @@ class UdpTransport(_OneSocket):
         self.timeout_s = timeout_s
         self.sock: socket.socket | None = None
         self.target: tuple | None = None
-        self.connected = True  # nothing to connect: "up" until a send fails
 
     def send(self, message: bytes) -> None:
         try:
@@ -81,10 +80,6 @@ class StreamTransport(_OneSocket):
         self.timeout_s = timeout_s
         self.frame = frame_octets if framing == "octet-counting" else frame_newline
         self.sock: socket.socket | None = None
-
-    @property
-    def connected(self) -> bool:
-        return self.sock is not None
 
     def _connect(self) -> socket.socket:
         if self.address.scheme == "unix":
@@ -136,7 +131,6 @@ class UnixDatagramTransport(_OneSocket):
         self.timeout_s = timeout_s
         self.sock: socket.socket | None = None
         self.stream: StreamTransport | None = None
-        self.connected = True
 
     def send(self, message: bytes) -> None:
         if self.stream is not None:
@@ -164,6 +158,8 @@ class UnixDatagramTransport(_OneSocket):
                 raise Unreachable(f"{self.address}: busy") from err
             raise Lost(f"cannot send to {self.address}: {_reason(err)}") from err
 
+    def close(self) -> None:
+        super().close()
         if self.stream is not None:
             self.stream.close()
 
