@@ -68,6 +68,7 @@ def test_an_employee_opens():
         ({"person_type": PersonType.VIP}, "person_type"),
         ({"person_type": PersonType.BLACKLIST, "score": 1.0}, "blacklist"),
         ({"score": 0.79}, "score"),
+        ({"score": float("nan")}, "score"),
         ({"timestamp": NOW - timedelta(seconds=11)}, "stale"),
         ({"timestamp": NOW + timedelta(seconds=3)}, "clock_skew"),
     ],

@@ -72,7 +72,8 @@ def decide(
         return _deny("identity_not_allowed", f"{who(event)} is not on the allow list")
     if door["groups"] and event.group_name not in door["groups"]:
         return _deny("group", f"{who(event)}: group {event.group_name!r} is not allowed")
-    if event.score < door["min_score"]:
+    # Written so that a NaN score (false under every comparison) denies rather than opens.
+    if not event.score >= door["min_score"]:
         return _deny("score", f"score {event.score:.3f} < min_score {door['min_score']:.3f}")
     age = event.age_s(now)
     if age > door["max_age_s"]:
