@@ -137,6 +137,8 @@ def test_journal_remembers_pulses_across_restarts(tmp_path):
     assert unfinished == {"e2": None, "e3": "open"}
     # "back_gate" was claimed but never pulsed: nothing durable, so not remembered.
     assert not reopened.seen("e1", "back_gate")
+    reopened.announced("e2", "front_gate")
+    assert [u["event_id"] for u in reopened.unfinished] == ["e3"]
     reopened.close()
 
 

@@ -110,6 +110,12 @@ class Journal:
             self._append({"phase": "announced", "event_id": event_id, "door": door}, False)
         except JournalError:
             log.exception("door journal: cannot mark the decision for %s announced", door)
+            return
+        # `unfinished` feeds /healthz: a pulse reported at startup is no longer unfinished.
+        with self._lock:
+            self.unfinished = [
+                u for u in self.unfinished if (u["event_id"], u["door"]) != (event_id, door)
+            ]
 
     def _append(self, entry: dict[str, Any], sync: bool) -> None:
         line = json.dumps({"t": round(time.time(), 3), **entry}, ensure_ascii=False)
