@@ -168,26 +168,24 @@ class DoorRelayPlugin:
         target = self.doors.get(door)
         if target is None:
             return None  # another door plugin's door, or none at all
-        base = DoorDecision(
+        if not target.cfg["allow_remote_open"]:
+            verdict = rules.Verdict(
+                DecisionResult.DENY, "remote_not_allowed", "allow_remote_open is off for this door"
+            )
+        elif not target.claim_open(time.monotonic()):
+            reason = f"opened less than {target.cfg['cooldown_s']:g} s ago"
+            verdict = rules.Verdict(DecisionResult.DENY, "cooldown", reason)
+        else:
+            verdict = rules.Verdict(DecisionResult.OPEN, "remote", f"remote command from {source}")
+        decision = DoorDecision(
             door=target.name,
-            decision=DecisionResult.DENY,
-            reason=f"remote command from {source}",
-            rule="remote",
+            decision=verdict.decision,
+            reason=verdict.reason,
+            rule=verdict.rule,
             source="remote",
         )
-        job = Job(base)
-        if not target.cfg["allow_remote_open"]:
-            job = Job(_with(base, "remote_not_allowed", "allow_remote_open is off for this door"))
-        elif not target.claim_open(time.monotonic()):
-            job = Job(
-                _with(base, "cooldown", f"opened less than {target.cfg['cooldown_s']:g} s ago")
-            )
-        else:
-            job = Job(
-                _with(base, "remote", f"remote command from {source}", DecisionResult.OPEN),
-                Pulse(target.name, target.cfg["pulse_s"], "remote"),
-            )
-        done = target.submit(job)
+        pulse = Pulse(target.name, target.cfg["pulse_s"], "remote")
+        done = target.submit(Job(decision, pulse if verdict.opens else None))
         # An MQTT relay acknowledges through the same client that may be calling us:
         # waiting for it here could only stall both.
         if target.cfg["backend"]["type"] == "mqtt":
@@ -210,17 +208,6 @@ class DoorRelayPlugin:
             door.stop()
         if self.journal is not None:
             self.journal.close()
-
-
-def _with(
-    decision: DoorDecision,
-    rule: str,
-    reason: str,
-    result: DecisionResult = DecisionResult.DENY,
-) -> DoorDecision:
-    import dataclasses
-
-    return dataclasses.replace(decision, decision=result, rule=rule, reason=reason)
 
 
 def _already_announced(bridge, entry: dict[str, Any]) -> bool:

@@ -8,6 +8,7 @@ the worker writes the journal intent, pulses and reports.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -202,8 +203,7 @@ class Door:
 def _replace(
     decision: DoorDecision, result: DecisionResult, rule: str, reason: str
 ) -> DoorDecision:
-    import dataclasses
-
+    """The same decision with another outcome, stamped now: when it was really decided."""
     return dataclasses.replace(
         decision, decision=result, rule=rule, reason=reason, decided_at=datetime.now(timezone.utc)
     )
