@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shutil
@@ -238,3 +239,32 @@ def _unique_ids(cfgs: dict[str, dict]) -> set[str]:
     }
     ids |= {cfg["dev"]["identifiers"][0] for cfg in cfgs.values()}
     return ids
+
+
+def test_rediscovery_never_brings_back_an_older_retained_state(mosquitto, bridge_factory):
+    """An HA restart re-publishes retained states while events keep coming: the broker
+    must never end up holding an older `last` than one it already had."""
+    tap = Tap(mosquitto.host, mosquitto.port)
+    bridge = bridge_factory(mqtt_config(mosquitto, rediscovery_delay_s=0))
+    wait_for(lambda: [m for m in tap.on("sophonfog/status") if m.text == "online"], 10)
+    stop = threading.Event()
+
+    def ha_restarts() -> None:
+        while not stop.is_set():
+            tap.publish("homeassistant/status", "online")
+
+    spammer = threading.Thread(target=ha_restarts, daemon=True)
+    spammer.start()
+    try:
+        for seed in range(40):
+            post_event(bridge, "visitor", seed=seed, identity_id=f"p{seed}")
+        wait_for(lambda: len(tap.on(BASE1 + "/event")) == 40, 20, what="all events")
+    finally:
+        stop.set()
+        spammer.join(10)
+    # One subscriber sees one publisher's messages in the broker's order, so the retained
+    # value at any moment is the last one seen: it must only ever move forward.
+    seen = [json.loads(m.payload)["timestamp"] for m in tap.on(BASE1 + "/last")]
+    regressions = [(a, b) for a, b in itertools.pairwise(seen) if b < a]
+    assert len(seen) > 40 and regressions == []
+    tap.close()

@@ -17,7 +17,7 @@ from typing import Any
 from sophonfog_bridge import Event, PersonType
 
 from . import discovery, payloads
-from .client import MqttConnection
+from .client import Message, MqttConnection
 from .topics import RESERVED, Topics, slug
 
 log = logging.getLogger(__name__)
@@ -121,9 +121,14 @@ class Announcer:
 
     # ---- publishing --------------------------------------------------------------------
 
-    def retain(self, states: dict[str, bytes | str]) -> None:
-        """Remember states the broker acknowledged, to say them again after a reconnect."""
+    def publish(self, messages: list[Message], states: dict[str, bytes | str]) -> None:
+        """Publish, then remember the retained `states` to say them again after a reconnect.
+
+        Both under the lock: `announce_all` re-publishes its copy of the states under it
+        too, and outside it that copy could land on the broker after a newer state.
+        """
         with self.lock:
+            self.conn.publish_many(messages)
             self._retained.update(states)
 
     def forget_link(self) -> None:
@@ -185,8 +190,7 @@ class Announcer:
                 "uptime_s": health.get("uptime_s"),
             }
         )
-        self.conn.publish_many([(self.topics.bridge_state, text, True)])
-        self.retain({self.topics.bridge_state: text})
+        self.publish([(self.topics.bridge_state, text, True)], {self.topics.bridge_state: text})
 
     # ---- opted-in people survive restarts ------------------------------------------------
 

@@ -112,8 +112,7 @@ class MqttPlugin:
                     }
                 )
             topic, message = self.topics.box(slug(status.box)), payloads.box_json(status)
-            self.conn.publish_many([(topic, message, True)])
-            self.known.retain({topic: message})
+            self.known.publish([(topic, message, True)], {topic: message})
 
     @hookimpl
     def handle_door_decision(self, decision: DoorDecision) -> None:
@@ -188,8 +187,7 @@ class MqttPlugin:
             retained[state] = payloads.person_json(event, device_name)
             messages.append((state, retained[state], True))
             messages.append((self.topics.person(person, "seen"), "ON", False))
-        self.conn.publish_many(messages)
-        self.known.retain(retained)
+        self.known.publish(messages, retained)
         self.known.events += 1
 
     def _images(self, event: Event) -> list[tuple[str, bytes | None]]:
