@@ -179,8 +179,17 @@ def test_status_json_and_images_over_http(bridge_factory):
         assert max(thumb.size) == 96 and thumb.size == (96, 72)
     assert len(answer.content) < len(big) / 10
 
+    # An event id from the box may hold `/`, `?` or `#`: the page escapes it, the route takes it.
+    payload = samples.event_payload("ws", identity_name="Slash", ep_id=EP_A)
+    payload["event_id"] = "cam/7/ev?x#1"
+    assert bridge.post(payload=payload).json()["event_id"] == "cam/7/ev?x#1"
+    wait_for(lambda: status_json(bridge)["events"][0]["event_id"] == "cam/7/ev?x#1")
+    quoted = requests.utils.quote("cam/7/ev?x#1", safe="")
+    answer = requests.get(f"{bridge.url}/status/image/{quoted}/face", timeout=5)
+    assert answer.status_code == 200 and answer.headers["Content-Type"] == "image/jpeg"
+
     # Evicted events, unknown ids and unknown kinds are 404s.
-    for path in (f"{ids[0]}/scene", "nope/face", f"{ids[2]}/other"):
+    for path in (f"{ids[0]}/scene", f"{ids[1]}/scene", "nope/face", f"{ids[2]}/other"):
         assert requests.get(f"{bridge.url}/status/image/{path}", timeout=5).status_code == 404
 
     page = requests.get(bridge.url + "/", timeout=5)

@@ -91,7 +91,8 @@ class StatusPlugin:
         return [
             ("GET", "/", self.page),
             ("GET", "/status.json", lambda: self.status_json(bridge)),
-            ("GET", "/status/image/<event_id>/<which>", self.image),
+            # Event ids come from the box and may hold `/` (sent as %2F, decoded before routing).
+            ("GET", "/status/image/<event_id:path>/<which>", self.image),
         ]
 
     def page(self) -> bottle.HTTPResponse:
