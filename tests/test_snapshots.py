@@ -426,3 +426,27 @@ def test_cleaner_thread_stops_and_joins(tmp_path):
     cleaner.stop()
     cleaner.join(5)
     assert not cleaner.is_alive()
+
+
+def test_a_cleanup_pass_during_a_write_of_an_old_event_does_not_remove_the_temporary(
+    tmp_path, monkeypatch
+):
+    """A late history event's photo is old by its mtime; mid-write it must not look stale."""
+    from sophonfog_bridge.plugins.snapshots import store
+    from sophonfog_bridge.plugins.snapshots.retention import Policy, clean
+
+    real_replace = os.replace
+    passes: list[tuple[int, int, int]] = []
+
+    def replace_after_a_cleanup_pass(src, dst):
+        # The cleanup thread runs at any moment; here, at the worst one.
+        passes.append(clean(tmp_path, Policy(retention_days=0, max_total_bytes=0)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(store.os, "replace", replace_after_a_cleanup_pass)
+    target = tmp_path / "2020-01-01" / "cam" / "000000_employee_a_11111111.jpg"
+    two_hours_ago = time.time() - 7200
+    store.atomic_write(target, b"\xff\xd8\xffphoto", two_hours_ago)
+    assert passes == [(0, 0, len(b"\xff\xd8\xffphoto"))]
+    assert target.read_bytes() == b"\xff\xd8\xffphoto"
+    assert target.stat().st_mtime == pytest.approx(two_hours_ago)

@@ -36,13 +36,16 @@ def atomic_write(
             if durable:
                 handle.flush()
                 os.fsync(handle.fileno())
-        if mtime is not None:
-            os.utime(tmp, (mtime, mtime))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+    if mtime is not None:
+        # Only on the final name: a temporary file dated like an old event would look
+        # like a crash's leftover (or the oldest photo) to the cleanup thread mid-write.
+        with contextlib.suppress(FileNotFoundError):
+            os.utime(path, (mtime, mtime))
 
 
 def atomic_link(source: Path, path: Path, mtime: float, durable: bool = False) -> None:
