@@ -14,6 +14,8 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
+import voluptuous as vol
+
 from sophonfog_bridge import DecisionResult, DoorDecision, Event, hookimpl
 
 from . import rules
@@ -38,7 +40,7 @@ class DoorRelayPlugin:
         self.journal: Journal | None = None
 
     @hookimpl
-    def config_schema(self):
+    def config_schema(self) -> vol.Schema:
         return CONFIG_SCHEMA
 
     @hookimpl

@@ -15,6 +15,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import voluptuous as vol
+
 from sophonfog_bridge import Event, RetryLater, hookimpl
 
 from . import images
@@ -46,7 +48,7 @@ class SnapshotsPlugin:
     # ---- hooks -------------------------------------------------------------------------
 
     @hookimpl
-    def config_schema(self):
+    def config_schema(self) -> vol.Schema:
         return CONFIG_SCHEMA
 
     @hookimpl

@@ -11,11 +11,13 @@ import os
 import socket
 from typing import Any
 
+import voluptuous as vol
+
 from sophonfog_bridge import DoorDecision, Event, RetryLater, hookimpl
 
-from .config import CONFIG_SCHEMA, default_address
+from .config import CONFIG_SCHEMA, Address, default_address
 from .message import Formatter, Message, door_message, event_message
-from .transport import Lost, Unreachable, open_transport
+from .transport import Lost, Transport, Unreachable, open_transport
 
 log = logging.getLogger(__name__)
 
@@ -24,16 +26,16 @@ RETRY_MIN_S, RETRY_MAX_S = 0.5, 10.0
 
 class SyslogPlugin:
     def __init__(self) -> None:
-        self.transport: Any = None
+        self.transport: Transport | None = None
         self.formatter: Formatter | None = None
-        self.address: Any = None
+        self.address: Address | None = None
         self.sent = 0
         self.dropped = 0
         self.down_since_error: str | None = None
         self.retry_s = RETRY_MIN_S
 
     @hookimpl
-    def config_schema(self):
+    def config_schema(self) -> vol.Schema:
         return CONFIG_SCHEMA
 
     @hookimpl

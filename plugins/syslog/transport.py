@@ -164,7 +164,10 @@ class UnixDatagramTransport(_OneSocket):
             self.stream.close()
 
 
-def open_transport(address: Address, timeout_s: float, framing: str):
+Transport = UdpTransport | StreamTransport | UnixDatagramTransport
+
+
+def open_transport(address: Address, timeout_s: float, framing: str) -> Transport:
     if address.scheme == "udp":
         return UdpTransport(address, timeout_s)
     if address.scheme == "tcp":
