@@ -220,5 +220,26 @@ def test_page_with_a_token_needs_it(bridge_factory, browser):
             lambda: row.locator("img").first.evaluate("i => i.complete && i.naturalWidth > 0"),
             what="a thumbnail behind the token",
         )
+        # The page keeps polling with the browser's credentials: a new event shows up.
+        payload = samples.event_payload(identity_name="Second Holder", ep_id=EP_A)
+        answer = bridge.post(payload=payload, headers={"X-Sophonfog-Token": token})
+        page.locator(f'tr[data-event-id="{answer.json()["event_id"]}"]').wait_for(timeout=10_000)
     finally:
         context.close()
+
+
+def test_page_recovers_from_a_request_that_never_answers(bridge_factory, page):
+    bridge = status_bridge(bridge_factory)
+    event_id = post_event(bridge, "After the stall", "30001")
+    held = []
+
+    def hold_the_first(route) -> None:
+        if not held:
+            held.append(route)  # never answered: the page has to give up on it
+        else:
+            route.continue_()
+
+    page.route("**/status.json", hold_the_first)
+    page.goto(bridge.url + "/")
+    page.locator(f'tr[data-event-id="{event_id}"]').wait_for(timeout=10_000)
+    assert len(held) == 1

@@ -245,7 +245,10 @@ function render(data) {
 async function refresh() {
   const conn = document.getElementById("conn");
   try {
-    const answer = await fetch("status.json", {cache: "no-store"});
+    // A request that is never answered (a half-open link, a stuck proxy) would otherwise
+    // hold the chain of refreshes for good.
+    const answer = await fetch("status.json",
+      {cache: "no-store", signal: AbortSignal.timeout(CONFIG.timeout_ms)});
     if (!answer.ok) throw new Error("HTTP " + answer.status);
     render(await answer.json());
     conn.textContent = "updated " + new Date().toLocaleTimeString();
@@ -265,5 +268,6 @@ refresh();
 
 
 def render_page(refresh_s: float) -> str:
-    config = json.dumps({"refresh_ms": int(refresh_s * 1000)})
+    refresh_ms = int(refresh_s * 1000)
+    config = json.dumps({"refresh_ms": refresh_ms, "timeout_ms": max(4 * refresh_ms, 2000)})
     return PAGE.replace("__CONFIG__", config)
