@@ -131,10 +131,6 @@ class Announcer:
             self.conn.publish_many(messages)
             self._retained.update(states)
 
-    def forget_link(self) -> None:
-        with self.lock:
-            self._announced.clear()
-
     def _announce(self, object_id: str, config: dict[str, Any]) -> None:
         if not self.cfg["discovery"]:
             return

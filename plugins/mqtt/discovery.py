@@ -274,7 +274,9 @@ def capture_device(
     return owner, ctx.envelope(device, components)
 
 
-def person_device(ctx: Context, person_slug: str, identity_id: str, name: str):
+def person_device(
+    ctx: Context, person_slug: str, identity_id: str, name: str
+) -> tuple[str, dict[str, Any]]:
     owner = ctx.ident("person", person_slug)
     state = ctx.topics.person(person_slug, "state")
     device = {

@@ -16,7 +16,11 @@ import queue
 import random
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+
+import voluptuous as vol
 
 from sophonfog_bridge import BoxStatus, DoorDecision, Event, EventKind, RetryLater, hookimpl
 
@@ -45,11 +49,11 @@ class MqttPlugin:
     # ---- hooks -------------------------------------------------------------------------
 
     @hookimpl
-    def config_schema(self):
+    def config_schema(self) -> vol.Schema:
         return CONFIG_SCHEMA
 
     @hookimpl
-    def startup(self, bridge, config) -> None:
+    def startup(self, bridge: Any, config: dict[str, Any]) -> None:
         self.bridge = bridge
         self.cfg = config
         self.topics = Topics(
@@ -163,10 +167,15 @@ class MqttPlugin:
 
     # ---- events ------------------------------------------------------------------------
 
-    def _publishing(self):
+    @contextmanager
+    def _publishing(self) -> Iterator[None]:
+        """A lost broker, before or mid-publish, is RetryLater: the record comes again, in order."""
         if not self._ready.is_set():
             raise RetryLater("mqtt: not connected to the broker", after=self.cfg["retry_s"])
-        return _RetryOnDisconnect(self.cfg["retry_s"])
+        try:
+            yield
+        except NotConnected as err:
+            raise RetryLater(f"mqtt: {err}", after=self.cfg["retry_s"]) from None
 
     def _publish_event(self, event: Event) -> None:
         dev_slug = self.known.device_slug(event.device)
@@ -255,21 +264,6 @@ class MqttPlugin:
         spool = os.path.abspath(self.bridge.config["spool"]["path"])
         digest = hashlib.sha1(spool.encode("utf-8")).hexdigest()[:8]
         return f"sophonfog-bridge-{self.bridge.bridge_id}-{digest}"
-
-
-class _RetryOnDisconnect:
-    """Turns a lost broker mid-publish into RetryLater: the record comes again, in order."""
-
-    def __init__(self, after: float):
-        self.after = after
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind, error, traceback) -> bool:
-        if isinstance(error, NotConnected):
-            raise RetryLater(f"mqtt: {error}", after=self.after) from None
-        return False
 
 
 def _event_device(event: Event) -> dict[str, Any]:
