@@ -243,3 +243,20 @@ def test_page_recovers_from_a_request_that_never_answers(bridge_factory, page):
     page.goto(bridge.url + "/")
     page.locator(f'tr[data-event-id="{event_id}"]').wait_for(timeout=10_000)
     assert len(held) == 1
+
+
+def test_thumbnail_of_a_decompression_bomb_is_refused_not_built():
+    import io
+
+    from PIL import Image
+    from sophonfog_bridge.plugins.status.thumbs import thumbnail
+
+    # A tiny PNG that declares a 20000 x 20000 canvas: decoding it would take 1.2 GB.
+    bomb = io.BytesIO()
+    Image.new("1", (20000, 20000)).save(bomb, "PNG")
+    assert len(bomb.getvalue()) < 200_000
+    assert thumbnail(bomb.getvalue(), 160) is None
+    ok = io.BytesIO()
+    Image.new("RGB", (640, 480), "red").save(ok, "JPEG")
+    small = Image.open(io.BytesIO(thumbnail(ok.getvalue(), 160)))
+    assert max(small.size) <= 160
