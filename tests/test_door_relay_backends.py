@@ -340,3 +340,42 @@ def test_user_backend_and_remote_opening(bridge_factory, tmp_path):
         ("event", "deny", "cooldown"),
     ]
     assert pulses.read_text().count("\n") == 1
+
+
+def test_a_remote_opening_announced_before_a_kill_is_not_announced_again(bridge_factory, tmp_path):
+    pulses = tmp_path / "pulses.txt"
+    doors = [
+        {
+            "name": "front_gate",
+            "devices": [GATE_IP],
+            "allow_remote_open": True,
+            "backend": {"type": "file_relay", "path": str(pulses)},
+        }
+    ]
+    plugins = {
+        "recorder": "tests.recorder:Recorder",
+        "user_backends": "tests.door_relay_helpers:UserBackends",
+        "remote_button": "tests.door_relay_helpers:RemoteButton",
+    }
+    cfg = _config(tmp_path, doors)
+    bridge = bridge_factory(cfg, plugins)
+    [opened] = requests.post(bridge.url + "/test/open/front_gate", timeout=5).json()["decisions"]
+    assert (opened["decision"], opened["rule"]) == ("open", "remote")
+    wait_for(lambda: len(_decisions(tmp_path)) == 1, what="the remote decision recorded")
+    bridge.kill()
+    # A kill -9 after the announcement but before its journal mark.
+    journal = bridge.workdir / "data" / "state" / "door_relay" / "journal.jsonl"
+    lines = journal.read_text().splitlines()
+    kept = [line for line in lines if '"announced"' not in line]
+    assert len(kept) == 2 and len(lines) == 3
+    journal.write_text("".join(line + "\n" for line in kept))
+
+    restarted = bridge_factory(cfg, plugins, workdir=bridge.workdir)
+    wait_for(restarted.drained, what="restart drained")
+    health = restarted.health()["plugins"]["door_relay"]
+    assert health["journal_unfinished"] == 0
+    # The recorder may see its last record twice after a kill -9 (at-least-once).
+    seen = {(d["source"], d["rule"], d["decided_at"]) for d in _decisions(tmp_path)}
+    assert seen == {("remote", "remote", opened["decided_at"])}
+    assert pulses.read_text() == "front_gate 2.0 remote\n"
+    assert restarted.stop() == 0

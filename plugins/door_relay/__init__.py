@@ -213,10 +213,18 @@ class DoorRelayPlugin:
 
 
 def _already_announced(bridge, entry: dict[str, Any]) -> bool:
-    """Did the decision reach the spool before the crash (only its journal mark is missing)?"""
+    """Did the decision reach the spool before the crash (only its journal mark is missing)?
+
+    Only the door's own worker announces its decisions, one job at a time, and it noted the
+    spool position just before pulsing: the door's first decision after that position is
+    this pulse's, if it got there. A remote pulse has no event id to match; that order is
+    what identifies it.
+    """
     if "seq" not in entry:
         return False
-    return any(
-        d.door == entry["door"] and d.event_id == entry["event_id"]
-        for d in bridge.records("door_decision", entry["seq"])
-    )
+    for d in bridge.records("door_decision", entry["seq"]):
+        if d.door == entry["door"] and d.rule != "interrupted":
+            if entry.get("source") == "remote":
+                return d.source == "remote"
+            return d.event_id == entry["event_id"]
+    return False
