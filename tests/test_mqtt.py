@@ -277,3 +277,19 @@ def test_bridge_runs_without_a_broker(bridge_factory, tmp_path: Path):
     )
     assert health["connected"] is False and health["backlog"] >= 1
     assert requests.get(bridge.url + "/healthz", timeout=5).ok
+
+
+def test_box_attributes_stay_far_below_home_assistants_limit():
+    from sophonfog_bridge.plugins.mqtt.payloads import box_json
+
+    from sophonfog_bridge.samples import status_payload
+    from sophonfog_bridge.wire import parse_status
+
+    raw = status_payload(devices=256)
+    for n, sub in enumerate(raw["sub_devices"]):
+        sub["ep_id"] = f"{'X' * 200}__10.0.{n // 250}.{n % 250}"
+    status = parse_status(raw)
+    online = json.loads(box_json(status))["devices_online"]
+    assert len(json.dumps({"sub_devices": online})) < 10_000
+    assert 0 < len(online) < 256
+    assert all(online.values())

@@ -157,7 +157,7 @@ def box_device(ctx: Context, box_slug: str, box: dict[str, Any]) -> tuple[str, d
             value_template="{{ 'ON' if value_json.online else 'OFF' }}",
             device_class="connectivity",
             json_attributes_topic=topic,
-            json_attributes_template="{{ {'sub_devices': value_json.sub_devices} | tojson }}",
+            json_attributes_template="{{ {'sub_devices': value_json.devices_online} | tojson }}",
         ),
         "cpu_usage": metric("cpu_usage", "CPU", unit_of_measurement="%", icon="mdi:cpu-64-bit"),
         "memory_usage": metric(

@@ -55,6 +55,10 @@ def event_json(event: Event, snapshot: bool) -> str:
     )
 
 
+# HA drops attributes over 16 KB; a box reports up to 256 capture devices.
+ATTRIBUTES_BUDGET = 8192
+
+
 def box_json(status: BoxStatus) -> str:
     memory = status.memory_usage
     return dumps(
@@ -84,8 +88,21 @@ def box_json(status: BoxStatus) -> str:
                 }
                 for sub in status.sub_devices
             ],
+            "devices_online": devices_online(status),
         }
     )
+
+
+def devices_online(status: BoxStatus, budget: int = ATTRIBUTES_BUDGET) -> dict[str, bool]:
+    """`{ep_id: online}` for HA's attributes, cut to fit far below its 16 KB limit."""
+    compact: dict[str, bool] = {}
+    used = 2
+    for sub in status.sub_devices:
+        used += len(dumps(sub.ep_id)) + 7  # `"id": false, `
+        if used > budget:
+            break
+        compact[sub.ep_id] = sub.online
+    return compact
 
 
 def access_json(decision: DoorDecision) -> str:
