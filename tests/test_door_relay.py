@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import time
 import uuid
 from pathlib import Path
@@ -330,3 +332,22 @@ def test_a_pulse_cut_off_before_its_report_is_announced_at_the_next_start(
     third = bridge_factory(cfg, RECORDER, workdir=bridge.workdir)
     wait_for(third.drained, what="third start drained")
     assert len([d for d in decisions(tmp_path) if d["rule"] == "interrupted"]) == 2
+
+
+def test_a_failed_startup_releases_the_journal(bridge_factory, tmp_path, relay):
+    doors = [
+        door("front_gate", [GATE], relay),
+        {**door("vault", [OTHER_GATE], relay), "backend": {"type": "no_such_relay"}},
+    ]
+    bridge = bridge_factory(config(tmp_path, doors), RECORDER)
+    wait_for(lambda: "unknown backend type 'no_such_relay'" in bridge.logs(), what="the refusal")
+    fd_dir = Path(f"/proc/{bridge.proc.pid}/fd")
+    targets = []
+    for fd in fd_dir.iterdir():
+        with contextlib.suppress(OSError):
+            targets.append(os.readlink(fd))
+    assert not [t for t in targets if t.endswith("journal.jsonl")], targets
+    post(bridge, payload())
+    wait_for(bridge.drained, what="bridge drained")
+    assert relay.seen() == []
+    assert bridge.stop() == 0

@@ -57,14 +57,22 @@ class DoorRelayPlugin:
         for result in bridge.call("door_backends"):
             if isinstance(result.value, dict):
                 user.update(result.value)
-        for cfg in config["doors"]:
-            for warning in warnings_for(cfg):
-                log.warning("door %s: %s", cfg["name"], warning)
-            backend = build(cfg["backend"], bridge, user)
-            door = Door(cfg, backend, self.journal, bridge.announce, lambda: bridge.position)
-            self.doors[door.name] = door
-            for device in cfg["devices"]:
-                self.by_device.setdefault(device, []).append(door)
+        try:
+            for cfg in config["doors"]:
+                for warning in warnings_for(cfg):
+                    log.warning("door %s: %s", cfg["name"], warning)
+                backend = build(cfg["backend"], bridge, user)
+                door = Door(cfg, backend, self.journal, bridge.announce, lambda: bridge.position)
+                self.doors[door.name] = door
+                for device in cfg["devices"]:
+                    self.by_device.setdefault(device, []).append(door)
+        except BaseException:
+            # A plugin whose startup fails is disabled without a shutdown() call: release
+            # the journal and the relays already opened (a GPIO pin) here.
+            for door in self.doors.values():
+                door.close_backend()
+            self.journal.close()
+            raise
         for door in self.doors.values():
             door.start()
             log.info(

@@ -100,6 +100,9 @@ class Door:
     def stop(self, timeout: float = 5.0) -> None:
         self._jobs.put(None)
         self._thread.join(timeout)
+        self.close_backend()
+
+    def close_backend(self) -> None:
         close = getattr(self.backend, "close", None)
         if callable(close):
             try:
