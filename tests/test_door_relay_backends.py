@@ -269,6 +269,8 @@ def test_mqtt_backends_publish_through_the_bridge(bridge_factory, tmp_path, mosq
             ("cmnd/tasmota_1/POWER1", "ON"),
         ]
         assert not any(m.retain for m in tap.messages)
+        # QoS 0: a command is sent now or never, never re-sent late after a reconnect.
+        assert {m.qos for m in tap.messages} == {0}
         wait_for(lambda: len(_decisions(tmp_path)) == 2, what="two decisions")
         assert {d["decision"] for d in _decisions(tmp_path)} == {"open"}
     finally:

@@ -119,7 +119,9 @@ MQTT_BACKEND = vol.Schema(
         vol.Optional("device"): MqttTopic,
         vol.Optional("channel", default=1): vol.All(vol.Coerce(int), vol.Range(min=1, max=16)),
         vol.Optional("base_topic", default="zigbee2mqtt"): MqttTopic,
-        vol.Optional("qos", default=1): vol.In([0, 1, 2]),
+        # 0: sent now or never. A QoS 1 command whose PUBACK timed out is re-sent by the
+        # client after a reconnect, and would open the door late, after "stays shut".
+        vol.Optional("qos", default=0): vol.In([0, 1, 2]),
     }
 )
 
