@@ -40,7 +40,10 @@ def frame_newline(message: bytes) -> bytes:
 class _OneSocket:
     """A transport that holds at most one socket and drops it when it breaks."""
 
-    sock: socket.socket | None = None
+    def __init__(self, address: Address, timeout_s: float):
+        self.address = address
+        self.timeout_s = timeout_s
+        self.sock: socket.socket | None = None
 
     def close(self) -> None:
         if self.sock is not None:
@@ -50,9 +53,7 @@ class _OneSocket:
 
 class UdpTransport(_OneSocket):
     def __init__(self, address: Address, timeout_s: float):
-        self.address = address
-        self.timeout_s = timeout_s
-        self.sock: socket.socket | None = None
+        super().__init__(address, timeout_s)
         self.target: tuple | None = None
 
     def send(self, message: bytes) -> None:
@@ -76,10 +77,8 @@ class StreamTransport(_OneSocket):
     """TCP, or a unix stream socket; one connection, reopened when it breaks."""
 
     def __init__(self, address: Address, timeout_s: float, framing: str):
-        self.address = address
-        self.timeout_s = timeout_s
+        super().__init__(address, timeout_s)
         self.frame = frame_octets if framing == "octet-counting" else frame_newline
-        self.sock: socket.socket | None = None
 
     def _connect(self) -> socket.socket:
         if self.address.scheme == "unix":
@@ -127,9 +126,7 @@ class UnixDatagramTransport(_OneSocket):
     """`/dev/log` and friends; falls back to a stream socket if the daemon uses one."""
 
     def __init__(self, address: Address, timeout_s: float):
-        self.address = address
-        self.timeout_s = timeout_s
-        self.sock: socket.socket | None = None
+        super().__init__(address, timeout_s)
         self.stream: StreamTransport | None = None
 
     def send(self, message: bytes) -> None:
