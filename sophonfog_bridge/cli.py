@@ -9,6 +9,7 @@ import os
 import sys
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -181,8 +182,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _encode_multipart(fields: dict[str, str]) -> tuple[bytes, str]:
-    import uuid
-
     boundary = uuid.uuid4().hex
     parts = []
     for name, value in fields.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import random
 import time
 import uuid
@@ -184,8 +185,6 @@ def status_payload(box: str = "AKOPKKKKK", devices: int = 2) -> dict[str, Any]:
 
 def as_form(payload: dict[str, Any]) -> dict[str, str]:
     """The same payload as form-data fields: nested dicts as JSON text."""
-    import json
-
     return {
         k: json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else str(v)
         for k, v in payload.items()
