@@ -17,6 +17,10 @@ ENV PYTHONUNBUFFERED=1 \
     SOPHONFOG_BRIDGE_CONFIG=/config/sophonfog-bridge.yaml \
     SOPHONFOG_HEALTHCHECK_URL=http://127.0.0.1:9528/healthz
 COPY --from=build /wheels /wheels
+# A CJK font, so that snapshot captions show Chinese names instead of boxes.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends fonts-wqy-microhei \
+    && rm -rf /var/lib/apt/lists/*
 RUN pip install --no-cache-dir /wheels/*.whl \
     && rm -rf /wheels \
     && useradd --system --uid 10001 --user-group --home-dir /data --shell /usr/sbin/nologin sophonfog \
