@@ -82,14 +82,7 @@ class StreamTransport(_OneSocket):
 
     def _connect(self) -> socket.socket:
         if self.address.scheme == "unix":
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(self.timeout_s)
-            try:
-                sock.connect(self.address.path)
-            except OSError:
-                sock.close()
-                raise
-            return sock
+            return _unix_socket(self.address.path, socket.SOCK_STREAM, self.timeout_s)
         return socket.create_connection(
             (self.address.host, self.address.port), timeout=self.timeout_s
         )
@@ -135,14 +128,7 @@ class UnixDatagramTransport(_OneSocket):
             return
         try:
             if self.sock is None:
-                sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-                sock.settimeout(self.timeout_s)
-                try:
-                    sock.connect(self.address.path)
-                except OSError:
-                    sock.close()
-                    raise
-                self.sock = sock
+                self.sock = _unix_socket(self.address.path, socket.SOCK_DGRAM, self.timeout_s)
             self.sock.send(message)
         except OSError as err:
             self.close()
@@ -170,3 +156,14 @@ def open_transport(address: Address, timeout_s: float, framing: str) -> Transpor
     if address.scheme == "tcp":
         return StreamTransport(address, timeout_s, framing)
     return UnixDatagramTransport(address, timeout_s)
+
+
+def _unix_socket(path: str, kind: int, timeout_s: float) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, kind)
+    sock.settimeout(timeout_s)
+    try:
+        sock.connect(path)
+    except OSError:
+        sock.close()
+        raise
+    return sock
