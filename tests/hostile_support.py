@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import socket
-import struct
-import zlib
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -86,32 +84,6 @@ class Checked:
 
 def files_under(root: Path) -> set[Path]:
     return {p for p in root.rglob("*") if p.is_file()}
-
-
-def png_bomb(side: int = 30000) -> bytes:
-    """A valid 1-bit PNG of side x side pixels that is ~100 KB on the wire.
-
-    Decoded it would be side^2 pixels (900 M by default): the decompression bomb.
-    """
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data))
-            + kind
-            + data
-            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-        )
-
-    row = b"\x00" * (1 + (side + 7) // 8)
-    squeeze = zlib.compressobj(9)
-    compressed = b"".join(squeeze.compress(row) for _ in range(side)) + squeeze.flush()
-    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", compressed)
-        + chunk(b"IEND", b"")
-    )
 
 
 def raw_connection(port: int, head: bytes) -> socket.socket:

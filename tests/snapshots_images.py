@@ -20,14 +20,15 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def bomb_png(side: int = 15000) -> bytes:
-    """A valid grey PNG of side x side pixels (225 MP by default) in a few hundred KB.
+    """A valid 1-bit PNG of side x side pixels, a few tens of KB on the wire.
 
-    225 MP is past even Pillow's own hard limit (2 x MAX_IMAGE_PIXELS = 179 MP).
+    Decoded it is side^2 pixels: 225 MP by default, past even Pillow's own hard limit
+    (2 x MAX_IMAGE_PIXELS = 179 MP). The hostile-input tests use 30000 (900 MP).
     """
-    rows = b"\x00" * (side + 1) * 500  # filter byte 0, then black pixels
-    packer = zlib.compressobj(6)
-    body = b"".join(packer.compress(rows) for _ in range(side // 500)) + packer.flush()
-    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    row = b"\x00" * (1 + (side + 7) // 8)  # filter byte 0, then black pixels
+    packer = zlib.compressobj(9)
+    body = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
+    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
     return (
         b"\x89PNG\r\n\x1a\n"
         + _chunk(b"IHDR", header)

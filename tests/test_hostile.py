@@ -20,9 +20,10 @@ from hypothesis import strategies as st
 from sophonfog_bridge.samples import as_form, b64, event_payload, jpeg
 
 from .conftest import BridgeProcess, Mosquitto, wait_for
-from .hostile_support import Checked, config, files_under, json_body, png_bomb
+from .hostile_support import Checked, config, files_under, json_body
 from .mqtt_tap import Tap
 from .recorder import read_lines
+from .snapshots_images import bomb_png
 
 BASE = "sfbhostile"
 SMALL = jpeg(64, 48, seed=11)
@@ -310,7 +311,7 @@ def multipart(fields: dict[str, str], boundary: str = "hostileboundary") -> byte
 
 
 def test_bad_images_are_dropped_and_the_event_kept(hostile):
-    bomb = png_bomb()
+    bomb = bomb_png(30000)
     cases = {
         "invalid base64": "!!!not*base64!!!",
         "non-JPEG bytes": b64(b"GIF89a" + b"\x00" * 64),
