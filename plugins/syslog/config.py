@@ -81,22 +81,22 @@ def default_address() -> Address:
     return parse_address(DEV_LOG if os.path.exists(DEV_LOG) else FALLBACK_ADDRESS)
 
 
-def Facility(value: Any) -> int:
-    name = str(value).strip().lower()
-    if name.isdigit() and 0 <= int(name) <= 23:
-        return int(name)
-    if name not in FACILITIES:
-        raise vol.Invalid(f"unknown facility {value!r}; use e.g. user, daemon, auth, local0")
-    return FACILITIES[name]
+def _code(table: dict[str, int], top: int, what: str, hint: str):
+    """A validator for a syslog code given by name (as in syslog.conf) or number."""
+
+    def validate(value: Any) -> int:
+        name = str(value).strip().lower()
+        if name.isdigit() and 0 <= int(name) <= top:
+            return int(name)
+        if name not in table:
+            raise vol.Invalid(f"unknown {what} {value!r}; use {hint}")
+        return table[name]
+
+    return validate
 
 
-def Severity(value: Any) -> int:
-    name = str(value).strip().lower()
-    if name.isdigit() and 0 <= int(name) <= 7:
-        return int(name)
-    if name not in SEVERITIES:
-        raise vol.Invalid(f"unknown severity {value!r}; use emerg .. debug")
-    return SEVERITIES[name]
+Facility = _code(FACILITIES, 23, "facility", "e.g. user, daemon, auth, local0")
+Severity = _code(SEVERITIES, 7, "severity", "emerg .. debug")
 
 
 def SdId(value: Any) -> str:
