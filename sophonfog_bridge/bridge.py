@@ -123,6 +123,7 @@ class Bridge:
         if self.dispatcher is not None:
             self.dispatcher.stop()
         self.call("shutdown", bridge=self)
+        self.devices.close()
         self.spool.close()
 
     # ---- what plugins use --------------------------------------------------------------

@@ -87,6 +87,49 @@ SPOOL_SCHEMA = vol.Schema(
     }
 )
 
+
+def Host(value: Any) -> str:
+    """A box's address: a host name or an IP, nothing that could smuggle a path or port."""
+    text = str(value).strip()
+    if not text or any(c in text for c in "/?#@ ") or len(text) > 253:
+        raise vol.Invalid(f"not a host name or IP address: {value!r}")
+    return text
+
+
+FIRMWARES = ("auto", "v2", "v5", "v6")
+
+BOX_SCHEMA = vol.Schema(
+    {
+        vol.Required("host"): Host,
+        vol.Optional("name"): vol.All(str, vol.Length(min=1, max=64)),
+        vol.Optional("firmware", default="auto"): vol.All(
+            vol.Lower, vol.In(FIRMWARES, msg=f"use one of {', '.join(FIRMWARES)}")
+        ),
+        vol.Optional("api_port", default=5555): Port,
+        vol.Optional("ws_port", default=5679): Port,
+        vol.Optional("system_port", default=8888): Port,
+        vol.Optional("username", default=None): vol.Any(None, str),
+        vol.Optional("password", default=None): vol.Any(None, str),
+        vol.Optional("devices", default=list): [vol.All(str, vol.Length(min=1, max=128))],
+        vol.Optional("backfill", default=True): bool,
+        vol.Optional("backfill_max_h", default=24): vol.All(
+            vol.Coerce(float), vol.Range(min=0, max=24 * 31)
+        ),
+    }
+)
+
+
+def _name_boxes(boxes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every box gets a name (its host by default); two boxes may not share one."""
+    seen: set[str] = set()
+    for index, box in enumerate(boxes):
+        box.setdefault("name", box["host"])
+        if box["name"] in seen:
+            raise vol.Invalid(f"two boxes are named {box['name']!r}", path=[index, "name"])
+        seen.add(box["name"])
+    return boxes
+
+
 CONFIG_SCHEMA = vol.Schema(
     {
         vol.Optional("bridge_id", default="sophonfog"): vol.All(
@@ -98,6 +141,7 @@ CONFIG_SCHEMA = vol.Schema(
         ),
         vol.Optional("http", default=dict): HTTP_SCHEMA,
         vol.Optional("spool", default=dict): SPOOL_SCHEMA,
+        vol.Optional("boxes", default=list): vol.All([BOX_SCHEMA], _name_boxes),
         vol.Optional("plugins", default=dict): vol.Schema({str: vol.Any(None, dict)}),
     }
 )

@@ -158,6 +158,11 @@ class Event(_Model):
     identity_info: Mapping[str, Any] = field(default_factory=dict)
     ext_data: Mapping[str, Any] = field(default_factory=dict)
     want_action: str | None = None
+    # The box's own id for the event (V6), kept to fetch its photos; never the identity.
+    box_event_id: str | None = None
+    # How it reached the bridge ("http", "websocket", "query"), for the audit trail only:
+    # nothing may act differently on it.
+    transport: str = "http"
     received_at: datetime = field(default_factory=utcnow)
     warnings: tuple[str, ...] = ()
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)

@@ -38,6 +38,7 @@ MAX_NESTING = 8
 # Anything before this is a box with an unset clock, anything far ahead is garbage.
 EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
 LATEST_AHEAD = timedelta(days=366)
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 PERSON_CODES = {
     "1": PersonType.EMPLOYEE,
@@ -368,10 +369,32 @@ def _face_rect(grab: Mapping[str, Any] | None) -> FaceRect | None:
         return None
 
 
-def event_id_for(device: str, identity_id: str, timestamp: datetime, score: float) -> str:
-    """A stable id, so that the same event sent twice is recognised as a duplicate."""
-    key = f"{device}\x1f{identity_id}\x1f{int(timestamp.timestamp() * 1000)}\x1f{score:.4f}"
+def event_id_for(device_key: str, identity_id: str, timestamp: datetime) -> str:
+    """One recognition, one id, whichever route or copy it came by.
+
+    Built only from what the box sent (the capture device as the box named it, the person,
+    the time to the millisecond), never from what the bridge learned since: a re-sent copy,
+    the history upload and a query result of the same recognition must all land on it.
+    The score is left out because copies give it on different scales.
+    """
+    millis = (timestamp - EPOCH) // timedelta(milliseconds=1)
+    key = f"{device_key}\x1f{identity_id}\x1f{millis}"
     return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def _device_key(flat: Mapping[str, Any]) -> str:
+    """The capture device as the box named it: its id, else its IP, else its ep_id.
+
+    V2R2 real-time events carry only the IP while their history copies carry
+    `<dev_sno>__<ip>`: the IP is what both share.
+    """
+    if flat.get("device_id"):
+        return f"id:{flat['device_id']}"
+    ep_id = flat.get("ep_id") or ""
+    ip = flat.get("device_ip") or (ep_id.split("__", 1)[1] if "__" in ep_id else "")
+    if ip:
+        return f"ip:{ip}"
+    return f"ep:{ep_id}" if ep_id else "unknown"
 
 
 def parse_event(
@@ -393,6 +416,7 @@ def parse_event(
         raise WireError("body: expected a JSON object")
     _shallow_body(payload)
     flat = _validate(EVENT_SCHEMA, _lift(payload))
+    event_id = event_id_for(_device_key(flat), flat["identity_id"], flat["timestamp"])
     found, warnings = _images(payload, max_image_bytes, decode_images)
     ext = dict(flat.get("ext_data") or {})
     ep_id = flat.get("ep_id") or None
@@ -411,8 +435,8 @@ def parse_event(
     consumed |= {"media_device_id", "user_type"}
     raw = {k: v for k, v in payload.items() if k not in consumed and k != "ext_data"}
     return Event(
-        event_id=flat.get("event_id")
-        or event_id_for(device, flat["identity_id"], timestamp, score),
+        event_id=event_id,
+        box_event_id=flat.get("event_id"),
         kind=EventKind.HISTORY if history or "want_action" in flat else EventKind.REALTIME,
         identity_id=flat["identity_id"],
         identity_name=flat.get("identity_name") or "",

@@ -69,7 +69,9 @@ def test_platform_push_uses_device_id_and_identity_info():
 def test_v6_websocket_record():
     raw = payload("ws", person_type="blacklist", score=0.8205)
     event = parse_event(raw)
-    assert event.event_id == raw["event_id"]
+    # The box's own id is kept for its photo API, but the identity is the bridge's: the
+    # history upload of the same recognition carries no event_id at all.
+    assert event.box_event_id == raw["event_id"] and event.event_id != raw["event_id"]
     assert event.person_type is PersonType.BLACKLIST
     assert event.score == pytest.approx(0.8205)
     assert event.device == "AKOPKKKKK__192.168.1.101"
@@ -123,6 +125,29 @@ def test_bad_image_is_dropped_with_a_warning_not_the_event(bad, why):
 def test_oversized_image_is_dropped():
     event = parse_event(payload("v2r1"), max_image_bytes=1000)
     assert event.spot_pic is None and any("larger than" in w for w in event.warnings)
+
+
+def test_one_recognition_one_id_whatever_the_copy():
+    ts = NOW_MS - NOW_MS % 1000 + 123
+    live = parse_event(event_payload("v2r2", timestamp_ms=ts))
+    # Its history copy names the camera by ep_id (`<dev_sno>__<ip>`), the live one by IP.
+    history = parse_event(event_payload("history", timestamp_ms=ts), history=True)
+    assert history.event_id == live.event_id
+    # A query result gives float seconds; another scale of the score is the same event.
+    ws = event_payload("ws", timestamp_ms=ts)
+    as_queried = {**ws, "timestamp": ts / 1000, "score": ws["score"] / 100, "event_id": "other"}
+    assert parse_event(as_queried).event_id == parse_event(ws).event_id
+    later = parse_event(event_payload("v2r2", timestamp_ms=ts + 1))
+    assert later.event_id != live.event_id
+
+
+def test_identity_never_comes_from_learned_devices():
+    """A camera's ep_id learned from a heartbeat must not change the id of its next copy."""
+    raw = payload("v2r2")
+    before = parse_event(raw)
+    learned = parse_event(raw, ep_id_for_ip=lambda ip: f"AKOPKKKKK__{ip}")
+    assert learned.device == "AKOPKKKKK__192.168.1.101"  # the display name does use it
+    assert learned.event_id == before.event_id
 
 
 def test_stable_event_id_for_resent_events():

@@ -1,0 +1,113 @@
+"""The one accept path every source feeds: parse, threshold, identity and dedup, spool.
+
+The HTTP receiver and the box websocket clients are sources of this one function, so an
+event is treated alike whatever route it took; only its `transport` field says which, for
+the audit. The answer depends on the spool write alone: nothing a plugin does runs here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .wire import parse_event, parse_status
+
+if TYPE_CHECKING:
+    from .bridge import Bridge
+    from .event import Event
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one payload; `recorded` is false for duplicates and dropped events."""
+
+    event_id: str | None = None
+    recorded: bool = True
+    duplicate: bool = False
+    dropped: str | None = None
+
+    def answer(self) -> dict[str, Any]:
+        """The body the box's documented receiver gives, plus what we did with it."""
+        body: dict[str, Any] = {"status": 0, "message": "SUCCESS"}
+        if self.event_id is not None:
+            body["event_id"] = self.event_id
+        if self.duplicate:
+            body["duplicate"] = True
+        if self.dropped:
+            body["dropped"] = self.dropped
+        return body
+
+
+class AcceptPath:
+    """Turns a payload from any source into a spooled record, once."""
+
+    def __init__(self, bridge: Bridge):
+        self.bridge = bridge
+        self.threshold: float = bridge.config["threshold"]
+        self.max_image = bridge.config["http"]["max_image_kb"] * 1024
+        self.metrics = bridge.metrics
+
+    def event(
+        self,
+        payload: Mapping[str, Any],
+        *,
+        history: bool = False,
+        transport: str = "http",
+        context: Mapping[str, Any] | None = None,
+    ) -> Outcome:
+        """Accept one event payload. Raises WireError naming a bad field, SpoolFull.
+
+        `context` holds what the source knows beside the payload (a box client's device
+        list: the camera's IP, name and type): it fills gaps, never the identity.
+        """
+        event = parse_event(
+            payload,
+            history=history,
+            max_image_bytes=self.max_image,
+            ep_id_for_ip=self.bridge.devices.ep_id_for_ip,
+            decode_images=False,
+        )
+        event = _with_source(event, transport, context)
+        if event.score < self.threshold:
+            self.metrics.dropped.labels("below_threshold").inc()
+            log.debug("event %s below threshold (%.3f)", event.short_id, event.score)
+            return Outcome(event.event_id, recorded=False, dropped="below_threshold")
+        recent = self.bridge.recent_ids
+        if not recent.claim(event.event_id):
+            self.metrics.dropped.labels("duplicate").inc()
+            log.info("event %s is a duplicate; not dispatched again", event.short_id)
+            return Outcome(event.event_id, recorded=False, duplicate=True)
+        try:
+            self.bridge.record(event)
+        except BaseException:
+            recent.release(event.event_id)
+            raise
+        for warning in event.warnings:
+            log.warning("event %s: %s", event.short_id, warning)
+        self.bridge.devices.observe_event(event)
+        return Outcome(event.event_id)
+
+    def status(self, payload: Mapping[str, Any], *, transport: str = "http") -> Outcome:
+        """Accept one box heartbeat. Raises WireError naming a bad field, SpoolFull."""
+        status = parse_status(payload)
+        self.bridge.record(status)
+        self.bridge.devices.observe_status(status)
+        return Outcome()
+
+
+def _with_source(event: Event, transport: str, context: Mapping[str, Any] | None) -> Event:
+    changes: dict[str, Any] = {}
+    if transport != event.transport:
+        changes["transport"] = transport
+    for name in ("device_ip", "box"):
+        if context and context.get(name) and not getattr(event, name):
+            changes[name] = context[name]
+    device_type = (context or {}).get("device_type")
+    if device_type is not None and event.device_type.value == "unknown":
+        changes["device_type"] = device_type
+    return dataclasses.replace(event, **changes) if changes else event

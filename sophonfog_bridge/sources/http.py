@@ -1,0 +1,103 @@
+"""The HTTP receiver: the routes V2 boxes POST events and heartbeats to.
+
+A box waits at most 0.5 s for the answer and then delays every later event, so a view
+does exactly this: guard, read, parse the body, hand it to the accept path, answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import bottle
+
+from ..accept import AcceptPath, Outcome
+from ..body import Rejected, parse_body, read_body
+from ..guard import Guard, json_answer
+from ..spool import SpoolFull
+from ..wire import WireError
+
+if TYPE_CHECKING:
+    from ..bridge import Bridge
+
+log = logging.getLogger(__name__)
+
+REALTIME_PATHS = ("/RealTimeEvent", "/EventServer/api/SophonFogRelEvent")
+HISTORY_PATHS = ("/EventServer/api/SophonFogHistoryEvent",)
+STATUS_PATHS = ("/DeviceStatus",)
+
+
+def add_receiver_routes(app: bottle.Bottle, bridge: Bridge, guard: Guard) -> None:
+    """Mount every route a box posts to, with the token-in-path variant when one is set."""
+    http = bridge.config["http"]
+    accept = AcceptPath(bridge)
+    routes = {
+        "realtime": (REALTIME_PATHS, http["realtime_paths"], lambda p: accept.event(p)),
+        "history": (HISTORY_PATHS, http["history_paths"], lambda p: accept.event(p, history=True)),
+        "status": (STATUS_PATHS, http["status_paths"], accept.status),
+    }
+    receiver = Receiver(bridge, guard)
+    for route, (paths, extra, handle) in routes.items():
+        view = receiver.view(route, handle)
+        for path in (*paths, *extra):
+            app.route(path, "POST", view)
+            if guard.token:
+                # A box can only be given a URL: let the secret be a path segment.
+                app.route("/<secret>" + path, "POST", view)
+
+
+class Receiver:
+    """Turns a request into a payload for the accept path, and its outcome into an answer."""
+
+    def __init__(self, bridge: Bridge, guard: Guard):
+        self.bridge = bridge
+        self.guard = guard
+        self.metrics = bridge.metrics
+        self.limit = int(bridge.config["http"]["max_body_mb"] * (1 << 20))
+
+    def view(self, route: str, handle: Callable[[dict[str, Any]], Outcome]):
+        def receive(secret: str | None = None) -> bottle.HTTPResponse:
+            started = time.perf_counter()
+            environ = bottle.request.environ
+            self.metrics.received.labels(route).inc()
+            self.bridge.activity.begin()
+            try:
+                answer = self._answer(environ, secret, handle)
+            finally:
+                self.bridge.activity.end()
+            self.metrics.ack_latency.observe(time.perf_counter() - started)
+            return answer
+
+        return receive
+
+    def _answer(self, environ: dict[str, Any], secret: str | None, handle) -> bottle.HTTPResponse:
+        try:
+            self.guard.check(environ, secret)
+            body = read_body(environ, self.limit)
+            payload = parse_body(body, environ.get("CONTENT_TYPE", ""), self.limit)
+            return json_answer(200, handle(payload).answer())
+        except Rejected as err:
+            return self._reject(err.code, err.reason, err.message, environ, secret)
+        except WireError as err:
+            return self._reject(400, "invalid", str(err), environ, secret)
+        except SpoolFull as err:
+            return self._reject(503, "spool", str(err), environ, secret)
+
+    def _reject(
+        self, code: int, reason: str, message: str, environ: dict[str, Any], secret: str | None
+    ) -> bottle.HTTPResponse:
+        self.metrics.rejected.labels(reason).inc()
+        path = environ.get("PATH_INFO", "")
+        if secret is not None:
+            # The first segment is the token (or a guess at it): never log it.
+            path = "/<token>" + path[len(secret) + 1 :]
+        log.warning(
+            "rejected %s %s from %s: %s",
+            environ.get("REQUEST_METHOD"),
+            path,
+            self.guard.peer(environ),
+            message,
+        )
+        return json_answer(code, {"status": code, "message": message})
