@@ -649,3 +649,13 @@ def test_emulate_box_command_serves_until_sigterm(tmp_path) -> None:
     finally:
         process.kill()
         process.wait()
+
+
+def test_the_bridge_does_not_import_the_emulator() -> None:
+    probe = (
+        "import sys, sophonfog_bridge.cli, sophonfog_bridge.bridge, sophonfog_bridge.app;"
+        "sophonfog_bridge.cli.parser();"
+        "print([m for m in sys.modules if m.startswith('sophonfog_bridge.emulator')])"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

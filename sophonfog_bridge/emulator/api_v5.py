@@ -50,6 +50,18 @@ def config_routes(state: BoxState) -> list[Route]:
         ok, failed = settings.update(wanted)
         return Reply.json({"data": {"failed_configs": list(failed), "success_configs": ok}})
 
+    return [
+        ("GET", "/SophonConfig/api/Configs", get_all),
+        ("GET", "/SophonConfig/api/Configs/(?P<name>[A-Za-z0-9_]+)", get_one),
+        ("PUT", "/SophonConfig/api/Configs", put),
+        *history_routes(state),
+    ]
+
+
+def history_routes(state: BoxState) -> list[Route]:
+    """`/SophonFogSys/api/HistoryEventUrl`: it writes the HISTORY_* config keys."""
+    settings = state.settings
+
     def set_history(request: Request) -> Reply:
         body = v5_body(request)
         urls = body.get("history_upload_event_url")
@@ -78,9 +90,6 @@ def config_routes(state: BoxState) -> list[Route]:
         return Reply.json({"data": data})
 
     return [
-        ("GET", "/SophonConfig/api/Configs", get_all),
-        ("GET", "/SophonConfig/api/Configs/(?P<name>[A-Za-z0-9_]+)", get_one),
-        ("PUT", "/SophonConfig/api/Configs", put),
         ("POST", "/SophonFogSys/api/HistoryEventUrl", set_history),
         ("GET", "/SophonFogSys/api/HistoryEventUrl", get_history),
     ]

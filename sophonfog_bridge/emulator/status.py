@@ -96,7 +96,7 @@ def _disk(mounted: bool) -> dict[str, Any]:
 
 def system_status(state: BoxState, uptime_s: float) -> dict[str, Any]:
     """The system monitor report (§4.2) in the firmware's shape; sizes are strings like "3.71G"."""
-    box, monitor = state.identity, state.settings.monitor
+    box = state.identity
     top = {
         "gateway_ip": box.ip,
         "gateway_port": 80,
@@ -105,25 +105,35 @@ def system_status(state: BoxState, uptime_s: float) -> dict[str, Any]:
         "gateway_status": "online",
     }
     if state.firmware == "v6":
-        return {
-            **top,
-            "gateway_mac": box.mac,
-            "reporter_id": monitor["reporter_id"],
-            "cpu_info": {
-                "cur_cpu_usage": 0.23,
-                "cpu_arch": "aarch64",
-                "cpu_freq": "2.3GHz",
-                "cpu_cores": "8",
-            },
-            "tpu_info": {"tpu_usage": 0.12, "tpu_description": "BM1684"},
-            "memory_info": _memory("v6"),
-            "emmc": _disk(True),
-            "hdd": _disk(False),
-            "core_temperature": 52.0,
-            "board_temperature": 41.0,
-            "fan_speed": 0.0,
-            "uptime": _uptime(uptime_s, "v6"),
-        }
+        return _v6_system(top, state, uptime_s)
+    return _v5_system(top, state, uptime_s)
+
+
+def _v6_system(top: dict[str, Any], state: BoxState, uptime_s: float) -> dict[str, Any]:
+    box, monitor = state.identity, state.settings.monitor
+    return {
+        **top,
+        "gateway_mac": box.mac,
+        "reporter_id": monitor["reporter_id"],
+        "cpu_info": {
+            "cur_cpu_usage": 0.23,
+            "cpu_arch": "aarch64",
+            "cpu_freq": "2.3GHz",
+            "cpu_cores": "8",
+        },
+        "tpu_info": {"tpu_usage": 0.12, "tpu_description": "BM1684"},
+        "memory_info": _memory("v6"),
+        "emmc": _disk(True),
+        "hdd": _disk(False),
+        "core_temperature": 52.0,
+        "board_temperature": 41.0,
+        "fan_speed": 0.0,
+        "uptime": _uptime(uptime_s, "v6"),
+    }
+
+
+def _v5_system(top: dict[str, Any], state: BoxState, uptime_s: float) -> dict[str, Any]:
+    box, monitor = state.identity, state.settings.monitor
     return {
         **top,
         "dev_sno": monitor["reporter_id"],
