@@ -485,6 +485,7 @@ class Receiver:
         self.fail_first = fail_first
         self.bodies: list[dict] = []
         self.answers: list[int] = []
+        self.raw: list[tuple[str, bytes]] = []  # (Content-Type, body) of every accepted POST
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -493,7 +494,10 @@ class Receiver:
                 status = 503 if len(receiver.answers) < receiver.fail_first else 200
                 receiver.answers.append(status)
                 if status == 200:
-                    receiver.bodies.append(json.loads(body))
+                    content_type = self.headers["Content-Type"]
+                    receiver.raw.append((content_type, body))
+                    if content_type == "application/json":
+                        receiver.bodies.append(json.loads(body))
                 self.send_response(status)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
@@ -575,6 +579,44 @@ def test_v5_history_upload_survives_a_receiver_that_is_not_there_yet() -> None:
     assert base64.b64decode(uploaded["spot_pic"]) == stored["images"]["scene"]
     assert uploaded["reg_pic"] == ""  # history_need_reg_pic: false
     assert uploaded["ep_info"]["device_id"] == stored["device_id"]
+
+
+def test_v5_history_upload_as_form_data(receiver: Receiver) -> None:
+    receiver.fail_first = 0
+    with EmulatedBox("v5", push_period=0.05) as box:
+        stored = box.emit()
+        body = {
+            "history_upload_event_url": [receiver.url],
+            "content-type": "form-data",
+            "reported_peroid": 5,
+        }
+        requests.post(f"{box.api_url}/SophonFogSys/api/HistoryEventUrl", json=body, timeout=5)
+        wait_for(lambda: receiver.raw, what="a form-data upload")
+    content_type, raw = receiver.raw[0]
+    assert content_type.startswith("multipart/form-data; boundary=")
+    assert b'name="ep_info"' in raw and b'name="spot_pic"' in raw
+    assert base64.b64encode(stored["images"]["scene"]) in raw
+
+
+def test_v6_device_list_while_devices_initialise(v6: EmulatedBox) -> None:
+    v6.devices_initialising = True
+    answer = requests.post(f"{v6.api_url}{V6}/getmediadevices", json={}, timeout=5)
+    assert answer.json()["error"]["code"] == "DEVICE_INIT_ERROR"
+    v6.devices_initialising = False
+    assert (
+        len(
+            requests.post(f"{v6.api_url}{V6}/getmediadevices", json={}, timeout=5).json()["devices"]
+        )
+        == 3
+    )
+
+
+def test_abrupt_restart_sends_no_close_frame(v6: EmulatedBox) -> None:
+    with subscribe(v6, {"media_device_ids": [v6.devices[0].id]}) as ws:
+        v6.restart(abrupt=True)
+        with pytest.raises(ConnectionClosedError) as closed:
+            ws.recv(timeout=5)
+    assert closed.value.rcvd is None
 
 
 def test_v6_status_pushes(receiver: Receiver) -> None:

@@ -92,17 +92,20 @@ class EmulatedBox:
         self._running = True
         return self
 
-    def stop(self) -> None:
-        """Close every socket. The event database, config and logs are kept."""
+    def stop(self, abrupt: bool = False) -> None:
+        """Close every socket (websocket clients get close code 1001, or with `abrupt` no
+        close frame at all). The event database, config and logs are kept."""
+        if abrupt:
+            self._live.drop()
         self._uploads.stop()
         self._live.stop()
         for server in self._servers.values():
             server.stop()
         self._running = False
 
-    def restart(self) -> None:
+    def restart(self, abrupt: bool = False) -> None:
         """Stop, then start again on the same ports (like a box rebooting)."""
-        self.stop()
+        self.stop(abrupt)
         self.start()
 
     def __enter__(self) -> EmulatedBox:
@@ -146,6 +149,15 @@ class EmulatedBox:
     def set_devices(self, devices: int | Iterable[DeviceSpec]) -> None:
         """Replace the device list (ids, dicts of Device fields, Devices, or a count)."""
         self.state.devices = as_devices(devices)
+
+    @property
+    def devices_initialising(self) -> bool:
+        """While True, V6 `getmediadevices` answers DEVICE_INIT_ERROR ("retry later")."""
+        return self.state.devices_initialising
+
+    @devices_initialising.setter
+    def devices_initialising(self, value: bool) -> None:
+        self.state.devices_initialising = value
 
     # -- events ---------------------------------------------------------------------------
 
