@@ -157,10 +157,6 @@ class SnapshotsPlugin:
         main, main_field = (scene, "spot_pic") if scene else (face, "face_pic")
         if main is not None:
             original = write(main.suffix, getattr(event, main_field))
-            if self.fonts is not None:
-                text = images.caption(event, local, display_name(event))
-                rect = main.rect(event.face_rect) if main_field == "spot_pic" else None
-                write("_annotated.jpg", images.annotate(main.image, rect, text, self.fonts))
             if self.config["thumbnail_px"]:
                 write("_thumb.jpg", images.thumbnail(main.image, self.config["thumbnail_px"]))
             self._update_latest(event, original, main.suffix, mtime)
@@ -173,6 +169,11 @@ class SnapshotsPlugin:
                 crop = images.face_crop(full.image, event.face_rect) if full else None
                 if crop is not None:
                     write("_face.jpg", crop)
+        if main is not None and self.fonts is not None:
+            # Last: the caption is drawn on the decoded photo itself, sparing a copy.
+            text = images.caption(event, local, display_name(event))
+            rect = main.rect(event.face_rect) if main_field == "spot_pic" else None
+            write("_annotated.jpg", images.annotate(main.image, rect, text, self.fonts))
         if self.config["save_registered"]:
             # Only checked, never drawn on: the smallest decode is enough.
             registered = self._decoded(event, "reg_pic", 1)
