@@ -55,6 +55,11 @@ class Metrics:
             buckets=ACK_BUCKETS,
             registry=r,
         )
+        self.spool_corrupt = Counter(
+            "sophonfog_spool_corrupt_records",
+            "Spooled records found corrupt and skipped (lost) since the bridge started",
+            registry=r,
+        )
         self.door_decisions = Counter(
             "sophonfog_door_decisions", "Door decisions by result", ["door", "decision"], registry=r
         )
