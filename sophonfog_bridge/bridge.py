@@ -102,6 +102,8 @@ class Bridge:
             except Exception as err:
                 self._plugin_failed(name, "startup", err)
         self.dispatcher = Dispatcher(self.host, self.spool, self, self.metrics, self.activity)
+        for name in self.dispatcher.workers:
+            self.metrics.plugin_series(name)
         self.dispatcher.start()
         log.info(
             "bridge %s %s started with plugins: %s",

@@ -64,6 +64,11 @@ class Metrics:
             "sophonfog_door_decisions", "Door decisions by result", ["door", "decision"], registry=r
         )
 
+    def plugin_series(self, plugin: str) -> None:
+        """Show a plugin's counters at 0 from the start: a missing series is not a zero."""
+        for counter in (self.deliveries, self.failures, self.retries):
+            counter.labels(plugin)
+
     def plugin_delivery(self, plugin: str) -> None:
         self.deliveries.labels(plugin).inc()
 
