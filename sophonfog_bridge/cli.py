@@ -15,6 +15,7 @@ from typing import Any
 
 from . import __version__, samples
 from .config import OFF_BY_DEFAULT, ConfigError, read_file
+from .spool import SpoolLocked
 
 log = logging.getLogger("sophonfog_bridge")
 
@@ -51,12 +52,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    bridge = _build_bridge(args)
-    resolved = {**bridge.config, "plugins": bridge.plugin_configs}
+    # Validation only: no Bridge, so nothing in the data folder is opened for writing.
+    from .bridge import resolved_config
+    from .host import build_host
+
+    data, source = read_file(args.config)
+    host = build_host(specs=_plugin_specs(args.plugin))
+    resolved = resolved_config(data, host, source)
     if resolved["http"].get("token"):
         resolved["http"] = {**resolved["http"], "token": "***"}
     print(json.dumps(resolved, indent=2, ensure_ascii=False, default=str))
-    bridge.spool.close()
     return 0
 
 
@@ -287,6 +292,9 @@ def main(argv: Sequence[str] | None = None) -> Any:
         return COMMANDS[args.command](args)
     except ConfigError as err:
         print(f"config error: {err}", file=sys.stderr)
+        return 1
+    except SpoolLocked as err:
+        print(f"cannot start: {err}", file=sys.stderr)
         return 1
 
 
