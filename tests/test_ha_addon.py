@@ -480,3 +480,27 @@ def _health(url: str, proc: subprocess.Popen) -> dict | None:
     except requests.RequestException:
         return None
     return answer.json() if answer.ok else None
+
+
+def test_release_workflow_gives_the_builder_actions_their_required_inputs():
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "release.yml").read_text())
+    assert workflow[True]["push"]["tags"] == ["v*"]  # YAML 1.1 reads `on:` as True
+    required = {  # home-assistant/builder actions/*/action.yml, release 2026.06.0
+        "prepare-multi-arch-matrix": {"architectures", "image-name"},
+        "build-image": {"arch", "container-registry-password", "image", "image-tags", "version"},
+        "publish-multi-arch-manifest": {
+            "architectures", "container-registry-password", "image-name", "image-tags"
+        },
+    }
+    used = {}
+    for job in workflow["jobs"].values():
+        for step in job["steps"]:
+            uses = step.get("uses", "")
+            if uses.startswith("home-assistant/builder/actions/"):
+                action = uses.split("/")[3].split("@")[0]
+                used[action] = set(step["with"])
+    assert set(used) == set(required)
+    for action, inputs in required.items():
+        assert inputs <= used[action], (action, inputs - used[action])
+    image_steps = workflow["jobs"]["image"]["steps"]
+    assert any("scripts/build-addon" in s.get("run", "") for s in image_steps)
