@@ -182,6 +182,8 @@ class SnapshotsPlugin:
         for decoded in (scene, face):
             if decoded is not None:
                 decoded.image.close()
+        if self.cleaner is not None:
+            self.cleaner.written(written)
         self.counts["events"] += 1
         self.counts["files"] += len(written)
         if written:
