@@ -18,6 +18,7 @@ Everything stays on 127.0.0.1.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import re
@@ -343,14 +344,16 @@ class Run:
     def entity_ids(self) -> set[str]:
         return ha_entity_ids(self.tap)
 
-    def post_event(self, person_type: str, ep_id: str = EP1, seed: int = 0) -> None:
-        payload = samples.event_payload(
-            person_type=person_type, ep_id=ep_id, scene=samples.jpeg(320, 240, seed=seed)
-        )
+    def post_event(self, person_type: str, ep_id: str = EP1, seed: int | None = 0) -> bytes:
+        """Post an event; `seed=None` sends the default test picture (person type and time
+        written on it). Returns the scene photo."""
+        scene = samples.jpeg(320, 240, seed=seed) if seed is not None else None
+        payload = samples.event_payload(person_type=person_type, ep_id=ep_id, scene=scene)
         assert self.bridge is not None and self.bridge.post("/RealTimeEvent", payload).ok
+        return base64.b64decode(payload["ext_data"]["spot_pic"])
 
     def start_hass(self) -> None:
-        http_port = free_port()
+        self.http_port = http_port = free_port()
         write_ha_config(self.config_dir, self.broker.port, http_port, self.version)
         hass_log = open(self.work / "hass.out", "wb")  # noqa: SIM115 - closed with the process
         self.hass_proc = proc = subprocess.Popen(
@@ -534,7 +537,7 @@ class Run:
 
         # (a) a stranger at gate 2 (not the chosen camera), then a blacklisted person at gate 1.
         self.post_event("stranger", EP2, seed=50)
-        self.post_event("blacklist", EP1, seed=51)
+        scene = self.post_event("blacklist", EP1, seed=None)
         alert = self.wait_notification(lambda n: "Blacklisted person" in n["title"])
         image = alert["data"].get("image", "")
         snapshot = self.entity_of("snapshot", "192.168.1.101")
@@ -542,6 +545,7 @@ class Run:
             image == f"/api/image_proxy/{snapshot}" and "Gate 1" in alert["title"],
             f"blacklist at Gate 1 -> notification {alert}",
         )
+        self.check_image(image, snapshot, scene)
         strangers = [n for n in self.notifications() if "Stranger" in n["title"]]
         checks.check(not strangers, f"no notification for the stranger at gate 2 {strangers}")
 
@@ -562,6 +566,18 @@ class Run:
         gone = self.wait_notification(lambda n: "offline" in n["title"])
         checks.check("Lobby box" in gone["title"], f"box reports offline -> {gone}")
         self.automation_ids = [a["id"] for a in automations]
+
+    def check_image(self, path: str, snapshot: str, scene: bytes) -> None:
+        """The photo the notification points at, fetched from HA as a phone would (with the
+        image entity's access token instead of the app's login)."""
+        token = json.loads(state_of(self.tap, snapshot, "access_token") or '""')
+        answer = requests.get(f"http://127.0.0.1:{self.http_port}{path}?token={token}", timeout=5)
+        (self.work / "ha-image.jpg").write_bytes(answer.content)
+        self.checks.check(
+            answer.ok and answer.content == scene,
+            f"HA serves the event's photo at {path} ({answer.status_code}, "
+            f"{len(answer.content)} bytes; sent {len(scene)})",
+        )
 
     def wait_notification(self, match) -> dict:
         found = wait_for(
