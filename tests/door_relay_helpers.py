@@ -226,3 +226,25 @@ class RemoteButton:
             ("POST", "/test/open/<name>", open_door),
             ("GET", "/test/remote_doors", remote_doors),
         ]
+
+
+def mqtt_section(broker) -> dict:
+    """The real mqtt plugin's config for a test broker."""
+    return {"host": broker.host, "port": broker.port, "rediscovery_delay_s": 0.2}
+
+
+def open_buttons(tap) -> dict[str, tuple[str, str]]:
+    """The "Open door" buttons Home Assistant discovered: door -> (command topic, payload)."""
+    found: dict[str, tuple[str, str]] = {}
+    for message in tap.matching(lambda m: m.topic.startswith("homeassistant/device/")):
+        if not message.payload:
+            continue
+        for cmp in json.loads(message.payload)["cmps"].values():
+            if cmp["platform"] == "button":
+                found[cmp["payload_press"]] = (cmp["command_topic"], cmp["payload_press"])
+    return found
+
+
+def access_messages(tap, door: str, base: str = "sophonfog") -> list[dict]:
+    """Door decisions the mqtt plugin published for a decision without a capture device."""
+    return [json.loads(m.payload) for m in tap.on(f"{base}/door/{door}/access")]
