@@ -2,7 +2,8 @@
 
 `RelayServer` is a real `ThreadingHTTPServer` on 127.0.0.1 that answers like the device
 whose path is asked (Shelly Gen1/Gen2, Tasmota, ESPHome, Home Assistant, the SophonFog
-box) and records every request with the time it arrived.
+box) and records every request with the time it arrived. Remote openings go through the
+real mqtt plugin: `open_buttons` reads the "Open door" buttons it offers Home Assistant.
 """
 
 from __future__ import annotations
@@ -17,9 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import paho.mqtt.client as mqtt
 import voluptuous as vol
-from paho.mqtt.enums import CallbackAPIVersion
 
 from sophonfog_bridge import hookimpl
 
@@ -161,31 +160,6 @@ class RelayServer:
         self.httpd.server_close()
 
 
-class MqttPublisher:
-    """Stands in for the mqtt plugin's `mqtt_publish` hook: a real paho client, real broker."""
-
-    @hookimpl
-    def config_schema(self):
-        return {vol.Required("host"): str, vol.Required("port"): int}
-
-    @hookimpl
-    def startup(self, config):
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="door-relay-test-pub")
-        self.client.connect(config["host"], config["port"])
-        self.client.loop_start()
-
-    @hookimpl
-    def mqtt_publish(self, topic, payload, qos, retain):
-        info = self.client.publish(topic, payload, qos=qos, retain=retain)
-        info.wait_for_publish(2)
-        return info.is_published()
-
-    @hookimpl
-    def shutdown(self):
-        self.client.loop_stop()
-        self.client.disconnect()
-
-
 class FileRelay:
     """A user backend: appends one line per pulse to a file (the `door_backends` hook)."""
 
@@ -207,25 +181,6 @@ class UserBackends:
     @hookimpl
     def door_backends(self):
         return {"file_relay": FileRelay}
-
-
-class RemoteButton:
-    """Plays the mqtt plugin's "Open door" button: a test route that calls `open_door`."""
-
-    @hookimpl
-    def register_routes(self, bridge):
-
-        def open_door(name):
-            results = bridge.call("open_door", door=name, source="test-button")
-            return {"decisions": [r.value.to_dict() for r in results if r.value is not None]}
-
-        def remote_doors():
-            return {"doors": [d for r in bridge.call("remote_doors") for d in r.value]}
-
-        return [
-            ("POST", "/test/open/<name>", open_door),
-            ("GET", "/test/remote_doors", remote_doors),
-        ]
 
 
 def mqtt_section(broker) -> dict:
