@@ -243,13 +243,14 @@ class Door:
         level = logging.ERROR if decision.decision is DecisionResult.ERROR else logging.INFO
         log.log(
             level,
-            "door %s: %s (%s) %s [event %s, source %s]",
+            "door %s: %s (%s) %s [event %s, source %s, decision %s]",
             self.name,
             decision.decision.value.upper(),
             decision.rule,
             decision.reason,
             decision.event_id,
             decision.source,
+            decision.decision_id,
         )
         try:
             self.announce(decision)
