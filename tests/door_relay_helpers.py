@@ -2,8 +2,11 @@
 
 `RelayServer` is a real `ThreadingHTTPServer` on 127.0.0.1 that answers like the device
 whose path is asked (Shelly Gen1/Gen2, Tasmota, ESPHome, Home Assistant, the SophonFog
-box) and records every request with the time it arrived. Remote openings go through the
-real mqtt plugin: `open_buttons` reads the "Open door" buttons it offers Home Assistant.
+box) and records every request with the time it arrived. With a `gate` it holds each
+request until the test sets the gate, and with `hang_up` it then closes the connection
+without an answer (a relay that got the command but whose reply was lost). Remote openings
+go through the real mqtt plugin: `open_buttons` reads the "Open door" buttons it offers
+Home Assistant.
 """
 
 from __future__ import annotations
@@ -79,9 +82,13 @@ class RelayServer:
         status: int | None = None,
         digest: tuple[str, str] | None = None,
         body: bytes | None = None,
+        gate: threading.Event | None = None,
+        hang_up: bool = False,
     ):
         self.requests: list[Seen] = []
         self.delay_s = delay_s
+        self.gate = gate
+        self.hang_up = hang_up
         self.status = status
         self.body = body  # answer this instead of the device's documented answer
         self.digest = digest  # (username, password): demand SHA-256 digest auth like Shelly Gen2
@@ -112,6 +119,11 @@ class RelayServer:
                     owner.requests.append(seen)
                 if owner.delay_s:
                     time.sleep(owner.delay_s)
+                if owner.gate is not None:
+                    owner.gate.wait(30)
+                if owner.hang_up:
+                    self.close_connection = True
+                    return
                 code, answer = device_answer(seen)
                 answer = owner.body if owner.body is not None else answer
                 self._reply(owner.status or code, answer, {"Content-Type": "application/json"})

@@ -9,6 +9,9 @@ connection; the decision comes back on MQTT.
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from sophonfog_bridge import samples
@@ -104,13 +107,20 @@ def test_a_button_press_pulses_the_relay_once_and_reports_on_mqtt(
 
 
 def test_a_press_queued_behind_a_slow_relay_goes_stale(bridge_factory, tmp_path, mosquitto):
-    slow = RelayServer(delay_s=3.0)
-    doors = [remote_door(shelly(slow, timeout_s=5), cooldown_s=0, remote_max_age_s=1)]
+    slow = RelayServer(gate=threading.Event())  # answers only when the test releases it
+    doors = [remote_door(shelly(slow, timeout_s=20), cooldown_s=0, remote_max_age_s=1)]
     bridge, tap, (topic, press) = start(bridge_factory, tmp_path, mosquitto, doors)
     try:
         tap.publish(topic, press)
         wait_for(lambda: slow.seen(), 10, what="the first pulse")
         tap.publish(topic, press)  # waits behind the first for the relay
+
+        def queued() -> int:
+            return bridge.health()["plugins"]["door_relay"]["doors"]["front_gate"]["queued"]
+
+        wait_for(lambda: queued() == 1, 10, what="the second press queued")
+        time.sleep(1.5)  # the queued press is now older than remote_max_age_s, by design
+        slow.gate.set()
         found = wait_for(
             lambda: len(d := access_messages(tap, "front_gate")) == 2 and d, 15, what="decisions"
         )
@@ -121,6 +131,7 @@ def test_a_press_queued_behind_a_slow_relay_goes_stale(bridge_factory, tmp_path,
         assert len(slow.seen()) == 1
     finally:
         tap.close()
+        slow.gate.set()
         slow.close()
 
 

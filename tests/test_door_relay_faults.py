@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -81,7 +82,7 @@ def test_healthz_shows_no_person_data(bridge_factory, tmp_path, relay):
 
 
 def test_a_lost_relay_answer_is_reported_as_unconfirmed(bridge_factory, tmp_path):
-    slow = RelayServer(delay_s=1.5)
+    slow = RelayServer(gate=threading.Event())  # takes the command, answers only at the end
     try:
         doors = [
             door("front_gate", [ip(GATE)], None),  # nothing listens: refused, never sent
@@ -105,6 +106,7 @@ def test_a_lost_relay_answer_is_reported_as_unconfirmed(bridge_factory, tmp_path
             "back_gate": "unconfirmed",
         }
     finally:
+        slow.gate.set()
         slow.close()
 
 
@@ -130,23 +132,35 @@ def test_a_failed_attempt_frees_the_cooldown(bridge_factory, tmp_path):
 
 
 def test_after_an_unconfirmed_attempt_the_cooldown_says_what_happened(bridge_factory, tmp_path):
-    relay = RelayServer(delay_s=1.5)
+    # The relay takes the command, holds it until released, then hangs up without answering.
+    relay = RelayServer(gate=threading.Event(), hang_up=True)
     try:
-        bridge = bridge_factory(
-            config(tmp_path, [door("front_gate", [ip(GATE)], relay, cooldown_s=30)]), RECORDER
-        )
+        front = door("front_gate", [ip(GATE)], relay, cooldown_s=30)
+        front["backend"]["timeout_s"] = 20
+        bridge = bridge_factory(config(tmp_path, [front]), RECORDER)
         first = post(bridge, payload())
-        # While the attempt is under way, the next person is told so, not "opened".
-        during = decision_for(tmp_path, post(bridge, payload()))
+        wait_for(relay.seen, 10, what="the relay holding the command")
+        # While the attempt is under way, the next person is told so, not "opened" (the
+        # door announces its decisions in order: this one after the first's).
+        second = post(bridge, payload())
+        wait_for(
+            lambda: bridge.health()["plugins"]["door_relay"]["doors"]["front_gate"]["queued"] == 1,
+            10,
+            what="the second decision made, queued behind the first",
+        )
+        relay.gate.set()
+        during = decision_for(tmp_path, second)
         assert (during["decision"], during["rule"]) == ("deny", "cooldown")
         assert "opened" not in during["reason"] and "in progress" in during["reason"]
-        assert decision_for(tmp_path, first)["rule"] == "unconfirmed"
+        lost = decision_for(tmp_path, first)
+        assert lost["rule"] == "unconfirmed" and "connection lost" in lost["reason"]
         after = decision_for(tmp_path, post(bridge, payload()))
         assert (after["decision"], after["rule"]) == ("deny", "cooldown")
         assert "not confirmed" in after["reason"]
         assert "opened" not in after["reason"].replace("may have opened", "")
         assert len(relay.seen()) == 1
     finally:
+        relay.gate.set()
         relay.close()
 
 
