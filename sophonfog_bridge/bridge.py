@@ -2,15 +2,15 @@
 
 Plugins receive this object as `bridge` in every hook. What they may use:
 `bridge_id`, `version`, `config`, `call(hook, **kw)`, `announce(model)`,
-`known_devices()`, `state_dir(name)`, `position`, `records(kind, after_seq)`,
-`metrics`, `health()`.
+`known_devices()`, `state_dir(name)`, `metrics`, `health()`.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,12 +20,16 @@ from .config import ConfigError, validate_core, validate_plugin
 from .dedup import RecentIds
 from .devices import KnownDevices
 from .dispatcher import Dispatcher, ReceiverActivity
-from .event import MODELS, BoxStatus, Event
+from .event import BoxStatus, Event
 from .host import HookResult, PluginError, PluginHost, build_host, strict_mode
 from .metrics import Metrics
 from .spool import Spool
 
 log = logging.getLogger(__name__)
+
+# Decision ids remembered so a re-announced decision is spooled once: the ones announced
+# since startup and those in the spool's tail, where a crash leaves an unmarked one.
+DECISION_IDS_MAX = 10_000
 
 
 class Bridge:
@@ -54,6 +58,9 @@ class Bridge:
         self.devices = KnownDevices(self.data_dir / "devices.json")
         self.recent_ids = RecentIds(spool_cfg["dedup_window_s"], spool_cfg["dedup_max"])
         self._rebuild_recent_ids()
+        self.decision_ids = RecentIds(float("inf"), DECISION_IDS_MAX)
+        self._announcing = threading.Lock()
+        self._rebuild_decision_ids()
         self.metrics = Metrics()
         self._count_corruption()
         self.activity = ReceiverActivity()
@@ -85,6 +92,14 @@ class Bridge:
                 age = _iso_age(received, cutoff)
                 if age is not None:
                     self.recent_ids.claim(event_id, time.monotonic() - age)
+
+    def _rebuild_decision_ids(self) -> None:
+        """Remember the decisions already spooled, so a re-announced one stays out."""
+        start = max(0, self.spool.last_seq - DECISION_IDS_MAX)
+        for record in self.spool.scan(start):
+            decision_id = record.meta.get("decision_id")
+            if record.kind == "door_decision" and decision_id:
+                self.decision_ids.claim(decision_id)
 
     def _plugin_failed(self, name: str, hook: str, err: Exception) -> None:
         """A plugin that cannot set itself up is disabled (an error in strict mode)."""
@@ -133,27 +148,28 @@ class Bridge:
         self.metrics.accepted.labels(model.record_kind).inc()
         return seq
 
-    def announce(self, model: Any) -> int:
-        """For plugins: publish a model (a DoorDecision) to every other plugin, durably."""
+    def announce(self, model: Any) -> int | None:
+        """For plugins: publish a model (a DoorDecision) to every other plugin, durably.
+
+        A decision whose `decision_id` is already in the spool is dropped (None): a plugin
+        re-announcing what it could not be sure reached the spool (after a crash) gets it
+        delivered once.
+        """
+        decision_id = getattr(model, "decision_id", None)
+        if not decision_id:
+            return self.record(model)
+        with self._announcing:
+            if not self.decision_ids.claim(decision_id):
+                log.debug("decision %s is in the spool already: not announced again", decision_id)
+                return None
+            try:
+                seq = self.record(model)
+            except BaseException:
+                self.decision_ids.release(decision_id)
+                raise
         if model.record_kind == "door_decision":
             self.metrics.door_decisions.labels(model.door, model.decision.value).inc()
-        return self.record(model)
-
-    @property
-    def position(self) -> int:
-        """The seq of the newest spooled record: a bookmark for `records()`."""
-        return self.spool.last_seq
-
-    def records(self, kind: str, after_seq: int) -> Iterator[Any]:
-        """Models of one kind spooled after `after_seq` and still on disk.
-
-        For plugins that must know whether something they announced reached the log
-        before a crash (the door journal), not for reading events: use the hooks.
-        """
-        model = MODELS[kind]
-        for record in self.spool.scan(after_seq):
-            if record.kind == kind:
-                yield model.from_parts(record.meta, record.blobs)
+        return seq
 
     def known_devices(self) -> list[dict[str, Any]]:
         return self.devices.all()

@@ -176,6 +176,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         args.url,
         token=args.token,
         now=args.now,
+        live=args.live,
         delay_s=args.delay,
         timeout=args.timeout,
         progress=None if args.quiet else Progress(len(events), sys.stderr),
@@ -254,6 +255,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--url", default="http://127.0.0.1:9528/RealTimeEvent")
     p.add_argument("--token", help="the bridge's http.token, if it has one")
     p.add_argument("--now", action="store_true", help="restamp events with the current time")
+    p.add_argument(
+        "--live",
+        action="store_true",
+        help="post them as live events that doors act on (default: marked replayed, no door opens)",
+    )
     p.add_argument("--delay", type=float, default=0.0, help="seconds between events")
     p.add_argument("--timeout", type=float, default=5.0)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -165,6 +166,8 @@ class Event(_Model):
     transport: str = "http"
     received_at: datetime = field(default_factory=utcnow)
     warnings: tuple[str, ...] = ()
+    # Re-posted by `sophonfog-bridge replay` (without --live): real data, not a person now.
+    replayed: bool = False
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
     # Image fields still holding base64 text: only between the receiver and the spool.
     encoded_images: tuple[str, ...] = field(default=(), repr=False)
@@ -258,7 +261,9 @@ class DoorDecision(_Model):
     """What a door did about an event or a remote command, and why.
 
     The door plugin announces these through the bridge; every plugin that implements
-    `handle_door_decision` receives them from the spool like events.
+    `handle_door_decision` receives them from the spool like events. `decision_id` is
+    fixed when the decision is made, before any pulse, and stays the same through the
+    journal, a re-announcement after a crash, and every consumer.
     """
 
     record_kind: ClassVar[str] = "door_decision"
@@ -277,6 +282,7 @@ class DoorDecision(_Model):
     device: str | None = None
     score: float | None = None
     decided_at: datetime = field(default_factory=utcnow)
+    decision_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod

@@ -1,6 +1,9 @@
 """Re-posting saved events to a bridge, for testing automations with real payloads.
 
-A file may hold one event object, a JSON list of them, or JSON lines.
+A file may hold one event object, a JSON list of them, or JSON lines. Each event is
+marked `"replayed": true`, which the bridge carries as `Event.replayed` and no door acts
+on: a test replay (with `--now`, as fresh as a real one) must not open real doors. Only
+`live=True` (`--live`) posts them unmarked, as a box would.
 """
 
 from __future__ import annotations
@@ -59,6 +62,17 @@ def restamp(payload: dict[str, Any], now: float | None = None) -> dict[str, Any]
     return out
 
 
+REPLAYED = "replayed"
+
+
+def mark(payload: dict[str, Any], live: bool) -> dict[str, Any]:
+    """The payload as it is posted: marked replayed unless the user asked for live."""
+    out = {k: v for k, v in payload.items() if k != REPLAYED}
+    if not live:
+        out[REPLAYED] = True
+    return out
+
+
 @dataclass
 class ReplayResult:
     sent: int = 0
@@ -103,6 +117,7 @@ def replay(
     *,
     token: str | None = None,
     now: bool = False,
+    live: bool = False,
     delay_s: float = 0.0,
     timeout: float = 5.0,
     progress: Progress | None = None,
@@ -112,7 +127,7 @@ def replay(
     for index, payload in enumerate(events):
         if index and delay_s:
             time.sleep(delay_s)
-        error = post(url, restamp(payload) if now else payload, token, timeout)
+        error = post(url, mark(restamp(payload) if now else payload, live), token, timeout)
         if error is None:
             result.sent += 1
         else:

@@ -226,6 +226,7 @@ EVENT_SCHEMA = vol.Schema(
         vol.Optional("grab_fiqa_info"): OptionalDict,
         vol.Optional("box_fiqa_info"): OptionalDict,
         vol.Optional("ext_data"): OptionalDict,
+        vol.Optional("replayed", default=False): Flag,  # set by `sophonfog-bridge replay`
     },
     extra=vol.ALLOW_EXTRA,
 )
@@ -432,7 +433,7 @@ def parse_event(
     box = flat.get("dev_sno") or (ep_id.split("__", 1)[0] if ep_id and "__" in ep_id else None)
     timestamp, score = flat["timestamp"], flat["score"]
     consumed = {*ALIASES, *(s for v in IMAGE_SOURCES.values() for s in v), "media_device_ip"}
-    consumed |= {"media_device_id", "user_type"}
+    consumed |= {"media_device_id", "user_type", "replayed"}
     raw = {k: v for k, v in payload.items() if k not in consumed and k != "ext_data"}
     return Event(
         event_id=event_id,
@@ -459,6 +460,7 @@ def parse_event(
         ext_data={k: v for k, v in ext.items() if k not in consumed},
         want_action=flat.get("want_action"),
         warnings=tuple(warnings),
+        replayed=flat["replayed"],
         raw=raw,
         encoded_images=() if decode_images else tuple(n for n, v in found.items() if v),
         **found,

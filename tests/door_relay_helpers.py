@@ -2,7 +2,11 @@
 
 `RelayServer` is a real `ThreadingHTTPServer` on 127.0.0.1 that answers like the device
 whose path is asked (Shelly Gen1/Gen2, Tasmota, ESPHome, Home Assistant, the SophonFog
-box) and records every request with the time it arrived.
+box) and records every request with the time it arrived. With a `gate` it holds each
+request until the test sets the gate, and with `hang_up` it then closes the connection
+without an answer (a relay that got the command but whose reply was lost). Remote openings
+go through the real mqtt plugin: `open_buttons` reads the "Open door" buttons it offers
+Home Assistant.
 """
 
 from __future__ import annotations
@@ -17,9 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import paho.mqtt.client as mqtt
 import voluptuous as vol
-from paho.mqtt.enums import CallbackAPIVersion
 
 from sophonfog_bridge import hookimpl
 
@@ -80,9 +82,13 @@ class RelayServer:
         status: int | None = None,
         digest: tuple[str, str] | None = None,
         body: bytes | None = None,
+        gate: threading.Event | None = None,
+        hang_up: bool = False,
     ):
         self.requests: list[Seen] = []
         self.delay_s = delay_s
+        self.gate = gate
+        self.hang_up = hang_up
         self.status = status
         self.body = body  # answer this instead of the device's documented answer
         self.digest = digest  # (username, password): demand SHA-256 digest auth like Shelly Gen2
@@ -113,6 +119,11 @@ class RelayServer:
                     owner.requests.append(seen)
                 if owner.delay_s:
                     time.sleep(owner.delay_s)
+                if owner.gate is not None:
+                    owner.gate.wait(30)
+                if owner.hang_up:
+                    self.close_connection = True
+                    return
                 code, answer = device_answer(seen)
                 answer = owner.body if owner.body is not None else answer
                 self._reply(owner.status or code, answer, {"Content-Type": "application/json"})
@@ -161,31 +172,6 @@ class RelayServer:
         self.httpd.server_close()
 
 
-class MqttPublisher:
-    """Stands in for the mqtt plugin's `mqtt_publish` hook: a real paho client, real broker."""
-
-    @hookimpl
-    def config_schema(self):
-        return {vol.Required("host"): str, vol.Required("port"): int}
-
-    @hookimpl
-    def startup(self, config):
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="door-relay-test-pub")
-        self.client.connect(config["host"], config["port"])
-        self.client.loop_start()
-
-    @hookimpl
-    def mqtt_publish(self, topic, payload, qos, retain):
-        info = self.client.publish(topic, payload, qos=qos, retain=retain)
-        info.wait_for_publish(2)
-        return info.is_published()
-
-    @hookimpl
-    def shutdown(self):
-        self.client.loop_stop()
-        self.client.disconnect()
-
-
 class FileRelay:
     """A user backend: appends one line per pulse to a file (the `door_backends` hook)."""
 
@@ -209,20 +195,23 @@ class UserBackends:
         return {"file_relay": FileRelay}
 
 
-class RemoteButton:
-    """Plays the mqtt plugin's "Open door" button: a test route that calls `open_door`."""
+def mqtt_section(broker) -> dict:
+    """The real mqtt plugin's config for a test broker."""
+    return {"host": broker.host, "port": broker.port, "rediscovery_delay_s": 0.2}
 
-    @hookimpl
-    def register_routes(self, bridge):
 
-        def open_door(name):
-            results = bridge.call("open_door", door=name, source="test-button")
-            return {"decisions": [r.value.to_dict() for r in results if r.value is not None]}
+def open_buttons(tap) -> dict[str, tuple[str, str]]:
+    """The "Open door" buttons Home Assistant discovered: door -> (command topic, payload)."""
+    found: dict[str, tuple[str, str]] = {}
+    for message in tap.matching(lambda m: m.topic.startswith("homeassistant/device/")):
+        if not message.payload:
+            continue
+        for cmp in json.loads(message.payload)["cmps"].values():
+            if cmp["platform"] == "button":
+                found[cmp["payload_press"]] = (cmp["command_topic"], cmp["payload_press"])
+    return found
 
-        def remote_doors():
-            return {"doors": [d for r in bridge.call("remote_doors") for d in r.value]}
 
-        return [
-            ("POST", "/test/open/<name>", open_door),
-            ("GET", "/test/remote_doors", remote_doors),
-        ]
+def access_messages(tap, door: str, base: str = "sophonfog") -> list[dict]:
+    """Door decisions the mqtt plugin published for a decision without a capture device."""
+    return [json.loads(m.payload) for m in tap.on(f"{base}/door/{door}/access")]

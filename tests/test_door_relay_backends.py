@@ -14,20 +14,22 @@ import sys
 import time
 
 import pytest
-import requests
 from sophonfog_bridge.plugins.door_relay.backends import build
-from sophonfog_bridge.plugins.door_relay.pulse import BackendError, Pulse
+from sophonfog_bridge.plugins.door_relay.pulse import BackendError, Pulse, RelayUnconfirmed
 from sophonfog_bridge.plugins.door_relay.schema import Backend
 
 from sophonfog_bridge import samples
+from sophonfog_bridge.bridge import Bridge
+from sophonfog_bridge.host import build_host
 
 from .conftest import wait_for
-from .door_relay_helpers import RelayServer
+from .door_relay_helpers import RelayServer, UserBackends, mqtt_section, open_buttons
 from .mqtt_tap import Tap
 from .recorder import read_lines
 
 IMAGE = samples.jpeg(16, 16)
 GATE_IP = "192.168.1.101"
+GATE = f"AKOPKKKKK__{GATE_IP}"
 
 
 def backend(**cfg):
@@ -148,8 +150,9 @@ def test_http_errors_are_backend_errors(relay):
     try:
         with pytest.raises(BackendError, match="HTTP 503"):
             backend(type="http", preset="shelly_gen1", host=failing.host).pulse(pulse())
-        with pytest.raises(BackendError, match="unreachable"):
+        with pytest.raises(BackendError, match="unreachable") as refused:
             backend(type="http", preset="shelly_gen1", host="127.0.0.1:9").pulse(pulse())
+        assert not isinstance(refused.value, RelayUnconfirmed)  # never sent: the door is shut
     finally:
         failing.close()
     # A device that answers 200 but not what its API documents did not switch.
@@ -163,6 +166,26 @@ def test_http_errors_are_backend_errors(relay):
     finally:
         off.close()
         rpc_error.close()
+
+
+def test_a_request_sent_without_an_answer_is_unconfirmed():
+    slow = RelayServer(delay_s=1.0)
+    try:
+        with pytest.raises(RelayUnconfirmed, match=r"timed out after 0\.3 s"):
+            backend(type="http", preset="shelly_gen1", host=slow.host, timeout_s=0.3).pulse(pulse())
+        with pytest.raises(RelayUnconfirmed):
+            backend(type="sophon", host=slow.host, action_ip="10.0.0.9", timeout_s=0.3).pulse(
+                pulse()
+            )
+        assert len(slow.seen()) == 2  # both reached the relay
+        # Tasmota's PulseTime only prepares: when its answer is lost, Power is never sent.
+        tasmota = backend(type="http", preset="tasmota", host=slow.host, timeout_s=0.3)
+        with pytest.raises(BackendError, match="opening command was not sent") as shut:
+            tasmota.pulse(pulse())
+        assert not isinstance(shut.value, RelayUnconfirmed)
+        assert [s.query["cmnd"][0] for s in slow.seen()[2:]] == ["PulseTime1 20"]
+    finally:
+        slow.close()
 
 
 def test_sophon_box_event_action(relay):
@@ -196,7 +219,8 @@ def test_command_runs_a_real_program_without_a_shell(tmp_path):
         backend(type="command", argv=failing).pulse(pulse())
     hanging = [sys.executable, "-c", "import time; time.sleep(30)"]
     started = time.monotonic()
-    with pytest.raises(BackendError, match="timed out"):
+    # It ran and may have switched the relay before hanging: not confirmed, not "shut".
+    with pytest.raises(RelayUnconfirmed, match="timed out"):
         backend(type="command", argv=hanging, timeout_s=0.3).pulse(pulse())
     assert time.monotonic() - started < 5
 
@@ -236,7 +260,7 @@ def _decisions(tmp_path):
     return [line for line in read_lines(tmp_path / "recorded.jsonl") if "decision" in line]
 
 
-def test_mqtt_backends_publish_through_the_bridge(bridge_factory, tmp_path, mosquitto):
+def test_mqtt_backends_publish_through_the_mqtt_plugin(bridge_factory, tmp_path, mosquitto):
     tap = Tap(mosquitto.host, mosquitto.port, ("zigbee2mqtt/#", "cmnd/#"))
     try:
         doors = [
@@ -252,14 +276,10 @@ def test_mqtt_backends_publish_through_the_bridge(bridge_factory, tmp_path, mosq
                 "backend": {"type": "mqtt", "preset": "tasmota", "device": "tasmota_1"},
             },
         ]
-        publisher = {"mqtt_publisher": {"host": mosquitto.host, "port": mosquitto.port}}
-        bridge = bridge_factory(
-            _config(tmp_path, doors, publisher),
-            {
-                "recorder": "tests.recorder:Recorder",
-                "mqtt_publisher": "tests.door_relay_helpers:MqttPublisher",
-            },
-        )
+        cfg = _config(tmp_path, doors)
+        cfg["plugins"]["mqtt"] = mqtt_section(mosquitto)  # the real mqtt plugin's connection
+        bridge = bridge_factory(cfg, {"recorder": "tests.recorder:Recorder"})
+        wait_for(lambda: bridge.health()["plugins"]["mqtt"]["connected"], 10, what="connected")
         bridge.post("/RealTimeEvent", _employee())
         wait_for(lambda: len(tap.messages) == 3, 5, what="three MQTT messages")
         z2m = tap.on("zigbee2mqtt/gate_relay/set")
@@ -292,12 +312,11 @@ def test_mqtt_backend_without_a_publisher_stays_shut(bridge_factory, tmp_path):
     assert "no plugin publishes MQTT" in decision["reason"]
 
 
-def test_user_backend_and_remote_opening(bridge_factory, tmp_path):
-    pulses = tmp_path / "pulses.txt"
-    doors = [
+def _remote_doors(pulses) -> list[dict]:
+    return [
         {
             "name": "front_gate",
-            "devices": [GATE_IP],
+            "devices": [GATE_IP, GATE],
             "allow_remote_open": True,
             "cooldown_s": 30,
             "backend": {"type": "file_relay", "path": str(pulses)},
@@ -308,76 +327,115 @@ def test_user_backend_and_remote_opening(bridge_factory, tmp_path):
             "backend": {"type": "file_relay", "path": str(pulses)},
         },
     ]
-    bridge = bridge_factory(
-        _config(tmp_path, doors),
-        {
-            "recorder": "tests.recorder:Recorder",
-            "user_backends": "tests.door_relay_helpers:UserBackends",
-            "remote_button": "tests.door_relay_helpers:RemoteButton",
-        },
-    )
-    listed = requests.get(bridge.url + "/test/remote_doors", timeout=5).json()
-    assert listed == {"doors": [{"door": "front_gate", "devices": [GATE_IP]}]}
-
-    def press(name):
-        return requests.post(bridge.url + f"/test/open/{name}", timeout=5).json()["decisions"]
-
-    [opened] = press("front_gate")
-    assert (opened["decision"], opened["rule"], opened["source"]) == ("open", "remote", "remote")
-    assert "test-button" in opened["reason"]
-    assert pulses.read_text() == "front_gate 2.0 remote\n"
-    [again] = press("front_gate")
-    assert (again["decision"], again["rule"]) == ("deny", "cooldown")
-    [refused] = press("vault")
-    assert (refused["decision"], refused["rule"]) == ("deny", "remote_not_allowed")
-    assert press("no_such_door") == []
-    # The cooldown taken by the remote opening holds for events too.
-    bridge.post("/RealTimeEvent", _employee())
-    wait_for(lambda: len(_decisions(tmp_path)) == 4, what="four decisions")
-    recorded = _decisions(tmp_path)
-    assert [(d["source"], d["decision"], d["rule"]) for d in recorded] == [
-        ("remote", "open", "remote"),
-        ("remote", "deny", "cooldown"),
-        ("remote", "deny", "remote_not_allowed"),
-        ("event", "deny", "cooldown"),
-    ]
-    assert pulses.read_text().count("\n") == 1
 
 
-def test_a_remote_opening_announced_before_a_kill_is_not_announced_again(bridge_factory, tmp_path):
-    pulses = tmp_path / "pulses.txt"
-    doors = [
-        {
-            "name": "front_gate",
-            "devices": [GATE_IP],
-            "allow_remote_open": True,
-            "backend": {"type": "file_relay", "path": str(pulses)},
-        }
-    ]
+def _pressable(bridge_factory, tmp_path, broker, doors):
+    """A bridge with the real mqtt plugin, a known gate, and its HA "Open door" button."""
+    cfg = _config(tmp_path, doors)
+    cfg["plugins"]["mqtt"] = mqtt_section(broker)
     plugins = {
         "recorder": "tests.recorder:Recorder",
         "user_backends": "tests.door_relay_helpers:UserBackends",
-        "remote_button": "tests.door_relay_helpers:RemoteButton",
     }
-    cfg = _config(tmp_path, doors)
+    tap = Tap(broker.host, broker.port)
     bridge = bridge_factory(cfg, plugins)
-    [opened] = requests.post(bridge.url + "/test/open/front_gate", timeout=5).json()["decisions"]
-    assert (opened["decision"], opened["rule"]) == ("open", "remote")
-    wait_for(lambda: len(_decisions(tmp_path)) == 1, what="the remote decision recorded")
+    assert bridge.post("/DeviceStatus", samples.status_payload("AKOPKKKKK", 1)).ok
+    buttons = wait_for(lambda: open_buttons(tap), 10, what="the Open door button")
+    return bridge, tap, buttons, cfg, plugins
+
+
+def test_user_backend_and_remote_opening(bridge_factory, tmp_path, mosquitto):
+    pulses = tmp_path / "pulses.txt"
+    bridge, tap, buttons, _, _ = _pressable(
+        bridge_factory, tmp_path, mosquitto, _remote_doors(pulses)
+    )
+    try:
+        # Only the remote-openable door gets a button.
+        assert list(buttons) == ["front_gate"]
+        topic, press = buttons["front_gate"]
+        tap.publish(topic, press)
+        [opened] = wait_for(lambda: _decisions(tmp_path), 10, what="the remote decision")
+        assert (opened["decision"], opened["rule"], opened["source"]) == (
+            "open",
+            "remote",
+            "remote",
+        )
+        assert "mqtt" in opened["reason"]
+        assert pulses.read_text() == "front_gate 2.0 remote\n"
+        tap.publish(topic, press)
+        # A press naming the door without remote opening, on the same topic, does nothing;
+        # the press after it is handled after it, so its decision shows the first was done.
+        tap.publish(topic, "vault")
+        tap.publish(topic, press)
+        wait_for(lambda: len(_decisions(tmp_path)) == 3, 10, what="three presses decided")
+        # The cooldown taken by the remote opening holds for events too.
+        bridge.post("/RealTimeEvent", _employee())
+        wait_for(lambda: len(_decisions(tmp_path)) == 4, what="four decisions")
+        wait_for(bridge.drained, what="bridge drained")
+        recorded = _decisions(tmp_path)
+        assert [(d["source"], d["door"], d["decision"], d["rule"]) for d in recorded] == [
+            ("remote", "front_gate", "open", "remote"),
+            ("remote", "front_gate", "deny", "cooldown"),
+            ("remote", "front_gate", "deny", "cooldown"),
+            ("event", "front_gate", "deny", "cooldown"),
+        ]
+        assert "opened" in recorded[3]["reason"]
+        assert pulses.read_text() == "front_gate 2.0 remote\n"
+    finally:
+        tap.close()
+
+
+def test_a_door_without_remote_opening_refuses_the_hook(tmp_path):
+    """open_door is a hook any plugin may call: the real door plugin in a real bridge."""
+    pulses = tmp_path / "pulses.txt"
+    cfg = _config(tmp_path, _remote_doors(pulses))
+    cfg["spool"] = {"path": str(tmp_path / "data")}
+    del cfg["plugins"]["recorder"]
+    host = build_host(explicit={"user_backends": UserBackends()})
+    bridge = Bridge(cfg, host)
+    bridge.start()
+    try:
+        [refused] = [r.value for r in bridge.call("open_door", door="vault", source="script")]
+        assert (refused.decision.value, refused.rule) == ("deny", "remote_not_allowed")
+        assert bridge.call("open_door", door="no_such_door", source="x") == []
+        [opened] = [r.value for r in bridge.call("open_door", door="front_gate", source="script")]
+        assert (opened.decision.value, opened.rule) == ("open", "remote")
+        assert "script" in opened.reason
+    finally:
+        bridge.stop()
+    assert pulses.read_text() == "front_gate 2.0 remote\n"
+
+
+def test_a_remote_opening_announced_before_a_kill_is_not_announced_again(
+    bridge_factory, tmp_path, mosquitto
+):
+    pulses = tmp_path / "pulses.txt"
+    bridge, tap, buttons, cfg, plugins = _pressable(
+        bridge_factory, tmp_path, mosquitto, _remote_doors(pulses)
+    )
+    try:
+        tap.publish(*buttons["front_gate"])
+        [opened] = wait_for(lambda: _decisions(tmp_path), 10, what="the remote decision recorded")
+        assert (opened["decision"], opened["rule"]) == ("open", "remote")
+    finally:
+        tap.close()
+    wait_for(bridge.drained, what="bridge drained")
     bridge.kill()
     # A kill -9 after the announcement but before its journal mark.
     journal = bridge.workdir / "data" / "state" / "door_relay" / "journal.jsonl"
     lines = journal.read_text().splitlines()
     kept = [line for line in lines if '"announced"' not in line]
     assert len(kept) == 2 and len(lines) == 3
+    assert json.loads(kept[0])["decision_id"] == opened["decision_id"]
     journal.write_text("".join(line + "\n" for line in kept))
 
     restarted = bridge_factory(cfg, plugins, workdir=bridge.workdir)
     wait_for(restarted.drained, what="restart drained")
     health = restarted.health()["plugins"]["door_relay"]
     assert health["journal_unfinished"] == 0
-    # The recorder may see its last record twice after a kill -9 (at-least-once).
-    seen = {(d["source"], d["rule"], d["decided_at"]) for d in _decisions(tmp_path)}
-    assert seen == {("remote", "remote", opened["decided_at"])}
+    # The recorder may see its last record twice after a kill -9 (at-least-once), but the
+    # re-announcement under the same decision_id was refused: no "interrupted" copy.
+    seen = {(d["decision_id"], d["rule"]) for d in _decisions(tmp_path)}
+    assert seen == {(opened["decision_id"], "remote")}
     assert pulses.read_text() == "front_gate 2.0 remote\n"
     assert restarted.stop() == 0

@@ -111,8 +111,8 @@ def test_identity_and_group_lists():
 
 
 def test_cooldown_and_duplicate():
-    assert verdict(event(), state=DoorState(last_open_mono=98.0)).rule == "cooldown"
-    assert verdict(event(), state=DoorState(last_open_mono=96.9)).opens
+    assert verdict(event(), state=DoorState(last_attempt_mono=98.0)).rule == "cooldown"
+    assert verdict(event(), state=DoorState(last_attempt_mono=96.9)).opens
     assert verdict(event(), state=DoorState(already_pulsed=True)).rule == "duplicate"
 
 

@@ -18,13 +18,12 @@ from sophonfog_bridge import samples
 
 from .conftest import wait_for
 from .mqtt_tap import Tap
-from .recorder import read_lines
 
 EP1 = "AKOPKKKKK__192.168.1.101"
 EP2 = "AKOPKKKKK__192.168.1.102"
 PERSON_TYPES = ["employee", "visitor", "blacklist", "stranger", "vip"]
-PLUGINS = {"doorstub": "tests.mqtt_door_stub:DoorStub"}
 OTHERS_OFF = {name: {"enabled": False} for name in ("door_relay", "snapshots", "syslog")}
+RELAY_TOPIC = "relay/front/set"
 
 ENTITY_COMMON = {
     "platform", "name", "unique_id", "default_entity_id", "object_id", "icon",
@@ -85,6 +84,15 @@ def mqtt_config(broker, bridge_id: str = "sophonfog", **mqtt) -> dict:
             "mqtt": {"host": broker.host, "port": broker.port, "rediscovery_delay_s": 0.2, **mqtt},
         },
     }
+
+
+def with_remote_door(config: dict, **door) -> dict:
+    """The real door plugin: one remote-openable door at EP1, its relay an MQTT command
+    published through the mqtt plugin's own connection."""
+    relay = {"type": "mqtt", "topic": RELAY_TOPIC, "payload": "pulse"}
+    front = {"name": "front", "devices": [EP1], "allow_remote_open": True, "backend": relay}
+    config["plugins"]["door_relay"] = {"enabled": True, "doors": [{**front, **door}]}
+    return config
 
 
 def post_event(bridge, person_type: str, seed: int, shape: str = "v2r1", **kw) -> bytes:
@@ -161,11 +169,9 @@ def components(found: dict[str, dict], platform: str) -> list[dict]:
 
 def test_discovery_topics_images_and_doors(mosquitto, bridge_factory, tmp_path: Path):
     tap = Tap(mosquitto.host, mosquitto.port)
-    stub_log = tmp_path / "doors.jsonl"
     # A stranger never gets per-person entities, even when listed.
-    config = mqtt_config(mosquitto, people=["10001", "s-123"])
-    config["plugins"]["doorstub"] = {"path": str(stub_log), "devices": [EP1]}
-    bridge = bridge_factory(config, plugins=PLUGINS)
+    config = with_remote_door(mqtt_config(mosquitto, people=["10001", "s-123"]))
+    bridge = bridge_factory(config)
     wait_for(
         lambda: [m for m in tap.on("sophonfog/status") if m.text == "online"], 10, what="online"
     )
@@ -237,11 +243,14 @@ def test_discovery_topics_images_and_doors(mosquitto, bridge_factory, tmp_path: 
 
     # The button's command opens the door through the door plugin's hook.
     tap.publish(buttons[0]["command_topic"], buttons[0]["payload_press"])
-    opened = wait_for(lambda: read_lines(stub_log), 10, what="open_door")
-    assert opened == [{"door": "front", "source": "mqtt", "published": [True]}]
-    wait_for(lambda: tap.on("doorstub/relay"), 5, what="mqtt_publish by the door plugin")
-    access = wait_for(lambda: tap.on(base + "/access"), 10, what="the access decision")
-    assert json.loads(access[0].payload)["decision"] == "open" and not access[0].retain
+    [pulse] = wait_for(lambda: tap.on(RELAY_TOPIC), 10, what="the door plugin's relay")
+    assert pulse.text == "pulse" and not pulse.retain
+    access = wait_for(lambda: tap.on("sophonfog/door/front/access"), 10, what="the decision")
+    opened = json.loads(access[0].payload)
+    assert (opened["decision"], opened["source"]) == ("open", "remote") and not access[0].retain
+    # The events at the gate were decided too (stale: their timestamps are old).
+    decided = [json.loads(m.payload) for m in tap.on(base + "/access")]
+    assert decided and {d["rule"] for d in decided} <= {"stale", "person_type", "blacklist"}
 
     # Every topic Home Assistant would subscribe to has received a message (device 2 saw
     # no event yet, so its event-fed topics are checked on device 1 only).

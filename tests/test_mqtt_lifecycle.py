@@ -16,8 +16,15 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from .conftest import Mosquitto, port_open, wait_for
 from .mqtt_tap import Message, Tap
-from .recorder import read_lines
-from .test_mqtt import EP1, PLUGINS, _hash, configs, mqtt_config, post_event
+from .test_mqtt import (
+    EP1,
+    RELAY_TOPIC,
+    _hash,
+    configs,
+    mqtt_config,
+    post_event,
+    with_remote_door,
+)
 
 BASE1 = "sophonfog/akopkkkkk__192-168-1-101-" + _hash(EP1)
 DEVICE1_CONFIG = f"homeassistant/device/sophonfog_sophonfog_dev_{BASE1.split('/')[1]}/config"
@@ -29,11 +36,10 @@ def since(tap: Tap, mark: int, topic: str) -> list[Message]:
 
 def test_restart_kill_rediscovery_and_retained_commands(mosquitto, bridge_factory, tmp_path):
     tap = Tap(mosquitto.host, mosquitto.port)
-    stub_log = tmp_path / "doors.jsonl"
-    config = mqtt_config(mosquitto)
-    config["plugins"]["doorstub"] = {"path": str(stub_log), "devices": [EP1]}
+    # No cooldown: a retained command acted on would pulse as well as the live one.
+    config = with_remote_door(mqtt_config(mosquitto), cooldown_s=0)
     workdir = tmp_path / "bridge"
-    bridge = bridge_factory(config, plugins=PLUGINS, workdir=workdir)
+    bridge = bridge_factory(config, workdir=workdir)
     post_event(bridge, "visitor", seed=1)
     wait_for(lambda: tap.on(BASE1 + "/event"), 10, what="the first event")
 
@@ -61,15 +67,16 @@ def test_restart_kill_rediscovery_and_retained_commands(mosquitto, bridge_factor
     # A retained command waiting on the broker must never open a door.
     tap.publish(BASE1 + "/open_door", "front", retain=True)
     mark = len(tap.messages)
-    bridge = bridge_factory(config, plugins=PLUGINS, workdir=workdir)
+    bridge = bridge_factory(config, workdir=workdir)
     wait_for(lambda: [m for m in since(tap, mark, "sophonfog/status") if m.text == "online"], 10)
     # The device is announced at startup from what the bridge remembers, before any event.
     announced = since(tap, mark, DEVICE1_CONFIG)
     assert announced and json.loads(announced[-1].payload)["cmps"]["face"]["platform"] == "event"
     tap.publish(BASE1 + "/open_door", "front")
-    wait_for(lambda: read_lines(stub_log), 10, what="the live command")
-    wait_for(lambda: tap.on(BASE1 + "/access"), 10, what="its access decision")
-    assert read_lines(stub_log) == [{"door": "front", "source": "mqtt", "published": [True]}]
+    wait_for(lambda: tap.on(RELAY_TOPIC), 10, what="the live command's pulse")
+    [access] = wait_for(lambda: tap.on("sophonfog/door/front/access"), 10, what="its decision")
+    assert json.loads(access.payload)["decision"] == "open"
+    assert len(tap.on(RELAY_TOPIC)) == 1  # the retained command came first and was ignored
 
     # Killed: the broker announces the last will.
     mark = len(tap.messages)

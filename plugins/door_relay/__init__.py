@@ -3,7 +3,8 @@
 A wrong opening is a security incident, so a door opens only on the first, live delivery
 of a fresh real-time event that passes every rule of the door, at most once per event
 (a journal on disk remembers every pulse across restarts), and at most once per cooldown.
-Anything that fails leaves the door shut and says why.
+Anything that fails leaves the door shut and says why; a relay whose answer was lost is
+reported as unconfirmed (it may have opened), never as shut.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from sophonfog_bridge import DecisionResult, DoorDecision, Event, hookimpl
 
 from . import rules
 from .backends import build
-from .doors import Door, Job
+from .doors import Claim, Door, Job
 from .journal import Journal
 from .pulse import Pulse
 from .schema import CONFIG_SCHEMA, warnings_for
@@ -62,7 +63,7 @@ class DoorRelayPlugin:
                 for warning in warnings_for(cfg):
                     log.warning("door %s: %s", cfg["name"], warning)
                 backend = build(cfg["backend"], bridge, user)
-                door = Door(cfg, backend, self.journal, bridge.announce, lambda: bridge.position)
+                door = Door(cfg, backend, self.journal, bridge.announce)
                 self.doors[door.name] = door
                 for device in cfg["devices"]:
                     self.by_device.setdefault(device, []).append(door)
@@ -84,24 +85,17 @@ class DoorRelayPlugin:
             )
 
     def _announce_interrupted(self, bridge, entry: dict[str, Any]) -> None:
-        """The bridge died between pulse and report: tell the audit trail what is known."""
-        if _already_announced(bridge, entry):
-            self.journal.announced(entry["event_id"], entry["door"])
-            return
-        outcome = entry.get("outcome") or {}
-        if outcome.get("result") == "open":
-            result, reason = (
-                DecisionResult.OPEN,
-                "the relay was pulsed; the bridge stopped before reporting it",
-            )
-        elif outcome.get("result") == "error":
-            result, reason = DecisionResult.ERROR, f"relay failed: {outcome.get('reason')}"
-        else:
-            result, reason = (
-                DecisionResult.ERROR,
-                "the bridge stopped while pulsing: the door may have opened",
-            )
+        """The bridge died between pulse and report: tell the audit trail what is known.
+
+        The decision goes out under the id it was given before the pulse; if it reached
+        the spool before the crash (only the journal's mark is missing), the core refuses
+        this second copy by that id.
+        """
+        result, reason = _interrupted(entry.get("outcome") or {})
         log.warning("door %s: event %s: %s", entry["door"], entry["event_id"], reason)
+        fields: dict[str, Any] = {}
+        if entry.get("decision_id"):
+            fields["decision_id"] = entry["decision_id"]
         decision = DoorDecision(
             door=entry["door"],
             decision=result,
@@ -109,6 +103,7 @@ class DoorRelayPlugin:
             rule="interrupted",
             source=entry.get("source", "event"),
             event_id=None if entry["event_id"].startswith("remote-") else entry["event_id"],
+            **fields,
         )
         try:
             bridge.announce(decision)
@@ -146,24 +141,28 @@ class DoorRelayPlugin:
             verdict = rules.decide(
                 event, door.cfg, door.state_for(event), live=live, now=now, mono=mono
             )
+            claim = None
             if verdict.opens:
-                verdict = self._claim(event, door, mono) or verdict
+                claim, refusal = self._claim(event, door, mono)
+                verdict = refusal or verdict
             decision = DoorDecision.for_event(
                 event, door.name, verdict.decision, verdict.reason, verdict.rule
             )
             pulse = Pulse(door.name, door.cfg["pulse_s"], "event", event.event_id)
-            door.submit(Job(decision, pulse if verdict.opens else None, slim))
+            door.submit(Job(decision, pulse if verdict.opens else None, slim, claim))
 
-    def _claim(self, event: Event, door: Door, mono: float) -> rules.Verdict | None:
+    def _claim(
+        self, event: Event, door: Door, mono: float
+    ) -> tuple[Claim | None, rules.Verdict | None]:
         """Take the journal and cooldown claims, in that order; a refusal is a deny."""
         assert self.journal is not None
         if not self.journal.claim(event.event_id, door.name):
-            return rules.Verdict(
-                DecisionResult.DENY, "duplicate", f"event {event.event_id} already pulsed"
-            )
-        if not door.claim_open(mono):
-            return rules.Verdict(DecisionResult.DENY, "cooldown", "door opened moments ago")
-        return None
+            reason = f"event {event.event_id} was already decided for this door"
+            return None, rules.Verdict(DecisionResult.DENY, "duplicate", reason)
+        claim, why = door.claim_open(mono)
+        if claim is None:
+            return None, rules.Verdict(DecisionResult.DENY, "cooldown", why)
+        return claim, None
 
     @hookimpl
     def remote_doors(self) -> list[dict[str, Any]]:
@@ -178,15 +177,19 @@ class DoorRelayPlugin:
         target = self.doors.get(door)
         if target is None:
             return None  # another door plugin's door, or none at all
+        claim = None
         if not target.cfg["allow_remote_open"]:
             verdict = rules.Verdict(
                 DecisionResult.DENY, "remote_not_allowed", "allow_remote_open is off for this door"
             )
-        elif not target.claim_open(time.monotonic()):
-            reason = f"opened less than {target.cfg['cooldown_s']:g} s ago"
-            verdict = rules.Verdict(DecisionResult.DENY, "cooldown", reason)
         else:
-            verdict = rules.Verdict(DecisionResult.OPEN, "remote", f"remote command from {source}")
+            claim, why = target.claim_open(time.monotonic())
+            if claim is None:
+                verdict = rules.Verdict(DecisionResult.DENY, "cooldown", why)
+            else:
+                verdict = rules.Verdict(
+                    DecisionResult.OPEN, "remote", f"remote command from {source}"
+                )
         decision = DoorDecision(
             door=target.name,
             decision=verdict.decision,
@@ -195,7 +198,7 @@ class DoorRelayPlugin:
             source="remote",
         )
         pulse = Pulse(target.name, target.cfg["pulse_s"], "remote")
-        done = target.submit(Job(decision, pulse if verdict.opens else None))
+        done = target.submit(Job(decision, pulse if verdict.opens else None, claim=claim))
         # An MQTT relay acknowledges through the same client that may be calling us:
         # waiting for it here could only stall both.
         if target.cfg["backend"]["type"] == "mqtt":
@@ -220,19 +223,15 @@ class DoorRelayPlugin:
             self.journal.close()
 
 
-def _already_announced(bridge, entry: dict[str, Any]) -> bool:
-    """Did the decision reach the spool before the crash (only its journal mark is missing)?
-
-    Only the door's own worker announces its decisions, one job at a time, and it noted the
-    spool position just before pulsing: the door's first decision after that position is
-    this pulse's, if it got there. A remote pulse has no event id to match; that order is
-    what identifies it.
-    """
-    if "seq" not in entry:
-        return False
-    for d in bridge.records("door_decision", entry["seq"]):
-        if d.door == entry["door"] and d.rule != "interrupted":
-            if entry.get("source") == "remote":
-                return d.source == "remote"
-            return d.event_id == entry["event_id"]
-    return False
+def _interrupted(outcome: dict[str, Any]) -> tuple[DecisionResult, str]:
+    """What a journal entry without its announcement says about the door."""
+    if outcome.get("result") == "open":
+        return DecisionResult.OPEN, "the relay was pulsed; the bridge stopped before reporting it"
+    if outcome.get("result") == "error":
+        return DecisionResult.ERROR, f"relay failed, door stays shut: {outcome.get('reason')}"
+    if outcome.get("result") == "unconfirmed":
+        return (
+            DecisionResult.ERROR,
+            f"relay did not confirm, the door may have opened: {outcome.get('reason')}",
+        )
+    return DecisionResult.ERROR, "the bridge stopped while pulsing: the door may have opened"

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .http_backend import HttpBackend, SophonBackend
-from .pulse import Backend, BackendError, Pulse, seconds_text
+from .pulse import Backend, BackendError, Pulse, RelayUnconfirmed, seconds_text
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,8 @@ class MqttBackend:
         return [(cfg["topic"], payload.replace("{pulse_s}", seconds_text(pulse_s)))]
 
     def pulse(self, pulse: Pulse) -> str:
-        for topic, payload in self.messages(pulse.pulse_s):
+        messages = self.messages(pulse.pulse_s)
+        for index, (topic, payload) in enumerate(messages):
             results = self.bridge.call(
                 "mqtt_publish", topic=topic, payload=payload, qos=self.cfg["qos"], retain=False
             )
@@ -56,7 +57,12 @@ class MqttBackend:
                 raise BackendError("no plugin publishes MQTT (is the mqtt plugin enabled?)")
             if not any(r.value is True for r in results):
                 errors = [f"{r.plugin}: {r.error or r.value}" for r in results]
-                raise BackendError(f"MQTT publish to {topic} not acknowledged: {errors}")
+                problem = f"MQTT publish to {topic} not acknowledged: {errors}"
+                # QoS 0 fails only before sending. With QoS 1/2 the opening command may
+                # have reached the broker without its acknowledgement coming back.
+                if self.cfg["qos"] and index == len(messages) - 1:
+                    raise RelayUnconfirmed(problem)
+                raise BackendError(problem)
         return f"published to {topic}"
 
 
@@ -135,7 +141,8 @@ class CommandBackend:
                 check=False,
             )
         except subprocess.TimeoutExpired as err:
-            raise BackendError(f"command timed out after {timeout:g} s") from err
+            # It ran, and may have switched the relay before it hung.
+            raise RelayUnconfirmed(f"command timed out after {timeout:g} s (killed)") from err
         except OSError as err:
             raise BackendError(f"command failed to start: {err}") from err
         if done.returncode != 0:

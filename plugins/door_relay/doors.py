@@ -4,6 +4,11 @@ Each door has its own worker so a slow relay never holds up another door; within
 the jobs run in the order they were decided, so its decisions are announced in order.
 Opening is decided (and the cooldown and journal claims taken) on the caller's thread;
 the worker writes the journal intent, pulses and reports.
+
+The cooldown is held by the door's latest attempt for what it really did: an attempt
+under way or unconfirmed (the relay's answer was lost) keeps it, and the next person is
+told that, not "opened"; an attempt that certainly did not open (refused, stale by its
+turn, the relay said no) gives it back.
 """
 
 from __future__ import annotations
@@ -24,9 +29,17 @@ from sophonfog_bridge import DecisionResult, DoorDecision, Event
 from . import rules
 from .backends import describe
 from .journal import Journal, JournalError
-from .pulse import Backend, Pulse
+from .pulse import Backend, BackendError, Pulse, RelayUnconfirmed
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Claim:
+    """One attempt's hold on the door's cooldown."""
+
+    mono: float
+    state: str = "pending"  # pending | opened | unconfirmed (a failed one is dropped)
 
 
 @dataclass
@@ -34,7 +47,9 @@ class Job:
     decision: DoorDecision
     pulse: Pulse | None = None
     event: Event | None = None
+    claim: Claim | None = None
     done: Future = field(default_factory=Future)
+    queued_mono: float = field(default_factory=time.monotonic)
     journal_key: str | None = None  # set once the intent is in the journal
 
 
@@ -44,17 +59,15 @@ class Door:
         cfg: dict[str, Any],
         backend: Backend,
         journal: Journal,
-        announce: Callable[[DoorDecision], None],
-        position: Callable[[], int] = lambda: 0,
+        announce: Callable[[DoorDecision], object],
     ):
         self.cfg = cfg
         self.name: str = cfg["name"]
         self.backend = backend
         self.journal = journal
         self.announce = announce
-        self.position = position
         self.lock = threading.Lock()
-        self.last_open_mono: float | None = None
+        self._claims: list[Claim] = []  # attempts holding the cooldown, newest last
         self.stats: dict[str, Any] = {
             "opened": 0,
             "denied": 0,
@@ -74,19 +87,34 @@ class Door:
 
     # ---- deciding (caller's thread) ----------------------------------------------------
 
-    def claim_open(self, mono: float) -> bool:
-        """Take the cooldown for a pulse; False if another opening got there first."""
+    def claim_open(self, mono: float) -> tuple[Claim | None, str]:
+        """Take the cooldown for a pulse, or (None, why not) if another attempt holds it."""
+        cooldown = self.cfg["cooldown_s"]
         with self.lock:
-            last = self.last_open_mono
-            if last is not None and mono - last < self.cfg["cooldown_s"]:
-                return False
-            self.last_open_mono = mono
-            return True
+            last = self._claims[-1] if self._claims else None
+            if last is not None and mono - last.mono < cooldown:
+                return None, rules.cooldown_reason(last.state, mono - last.mono, cooldown)
+            claim = Claim(mono)
+            self._claims = [c for c in self._claims if mono - c.mono < cooldown] + [claim]
+            return claim, ""
+
+    def settle(self, claim: Claim | None, state: str) -> None:
+        """Record what the attempt did; a failed one gives the cooldown back."""
+        if claim is None:
+            return
+        with self.lock:
+            if state == "failed":
+                self._claims = [c for c in self._claims if c is not claim]
+            else:
+                claim.state = state
 
     def state_for(self, event: Event) -> rules.DoorState:
         with self.lock:
-            last = self.last_open_mono
-        return rules.DoorState(last, self.journal.seen(event.event_id, self.name))
+            last = self._claims[-1] if self._claims else None
+        seen = self.journal.seen(event.event_id, self.name)
+        if last is None:
+            return rules.DoorState(already_pulsed=seen)
+        return rules.DoorState(last.mono, last.state, seen)
 
     def submit(self, job: Job) -> Future:
         self._jobs.put(job)
@@ -120,43 +148,69 @@ class Door:
             except Exception as err:  # never let one job kill the door
                 log.exception("door %s: unexpected failure", self.name)
                 decision = _replace(job.decision, DecisionResult.ERROR, "internal", str(err))
+                # Past the journal intent the relay may have been reached.
+                self.settle(job.claim, "unconfirmed" if job.journal_key else "failed")
             if self._report(decision) and job.journal_key is not None:
                 self.journal.announced(job.journal_key, self.name)
             job.done.set_result(decision)
 
     def _act(self, job: Job) -> DoorDecision:
+        """Pulse if still in time; the claim on the cooldown is settled by what happened."""
+        late = self._too_late(job)
+        if late is not None:
+            self.settle(job.claim, "failed")
+            return _replace(job.decision, late.decision, late.rule, late.reason)
         pulse = job.pulse
         assert pulse is not None
-        if job.event is not None:
-            late = rules.still_fresh(job.event, self.cfg, datetime.now(timezone.utc))
-            if late is not None:
-                return _replace(job.decision, late.decision, late.rule, late.reason)
-        key = pulse.event_id or f"remote-{time.time_ns()}"
+        key = pulse.event_id or f"remote-{job.decision.decision_id}"
         try:
-            # The spool position lets the next start find whether this decision reached it.
             self.journal.intent(
-                key, self.name, source=pulse.source, pulse_s=pulse.pulse_s, seq=self.position()
+                key,
+                self.name,
+                decision_id=job.decision.decision_id,
+                source=pulse.source,
+                pulse_s=pulse.pulse_s,
             )
         except JournalError as err:
+            self.settle(job.claim, "failed")
             return _replace(job.decision, DecisionResult.ERROR, "journal", str(err))
         job.journal_key = key
-        started = time.perf_counter()
         if job.event is not None:
             log.debug(
                 "door %s: pulsing %.1f ms after the event was received",
                 self.name,
                 (datetime.now(timezone.utc) - job.event.received_at).total_seconds() * 1000,
             )
+        return self._pulse(job, key)
+
+    def _too_late(self, job: Job) -> rules.Verdict | None:
+        """A relay busy for long must not open for the past: re-checked at the job's turn."""
+        if job.event is not None:
+            return rules.still_fresh(job.event, self.cfg, datetime.now(timezone.utc))
+        late = rules.remote_too_late(time.monotonic() - job.queued_mono, self.cfg)
+        if late is None:
+            return None
+        return rules.Verdict(late.decision, late.rule, f"{job.decision.reason}: {late.reason}")
+
+    def _pulse(self, job: Job, key: str) -> DoorDecision:
+        assert job.pulse is not None
+        started = time.perf_counter()
         try:
-            confirmation = self.backend.pulse(pulse)
-        except Exception as err:
+            confirmation = self.backend.pulse(job.pulse)
+        except RelayUnconfirmed as err:
+            return self._unconfirmed(job, key, err)
+        except BackendError as err:
             reason = f"{job.decision.reason}; relay failed, door stays shut: {err}"
             self.journal.outcome(key, self.name, result="error", reason=str(err))
             self.stats["backend"].update(state="error", last_error=str(err))
+            self.settle(job.claim, "failed")
             return _replace(job.decision, DecisionResult.ERROR, "backend", reason)
+        except Exception as err:  # a user backend's own failure: it may have acted
+            return self._unconfirmed(job, key, err)
         took_ms = (time.perf_counter() - started) * 1000
         self.journal.outcome(key, self.name, result="open", detail=str(confirmation))
         self.stats["backend"].update(state="ok", last_ok_ms=round(took_ms, 1))
+        self.settle(job.claim, "opened")
         return _replace(
             job.decision,
             DecisionResult.OPEN,
@@ -164,28 +218,39 @@ class Door:
             f"{job.decision.reason}; {confirmation} in {took_ms:.0f} ms",
         )
 
+    def _unconfirmed(self, job: Job, key: str, err: Exception) -> DoorDecision:
+        """The command may have reached the relay: say so, and keep the cooldown."""
+        text = str(err) or type(err).__name__
+        reason = f"{job.decision.reason}; relay did not confirm, the door may have opened: {text}"
+        self.journal.outcome(key, self.name, result="unconfirmed", reason=text)
+        self.stats["backend"].update(state="error", last_error=text)
+        self.settle(job.claim, "unconfirmed")
+        return _replace(job.decision, DecisionResult.ERROR, "unconfirmed", reason)
+
     def _report(self, decision: DoorDecision) -> bool:
         """Log and announce; True once the decision is in the spool for the other plugins."""
         counter = {"open": "opened", "deny": "denied", "error": "errors"}[decision.decision.value]
         self.stats[counter] += 1
+        # /healthz is open to anyone: no reason or event id here, they may name the person.
+        # The status page (behind the token) and the audit trail carry the whole decision.
         self.stats["last_decision"] = {
             "decision": decision.decision.value,
             "rule": decision.rule,
-            "reason": decision.reason,
             "source": decision.source,
-            "event_id": decision.event_id,
+            "decision_id": decision.decision_id,
             "at": decision.decided_at.isoformat(timespec="milliseconds"),
         }
         level = logging.ERROR if decision.decision is DecisionResult.ERROR else logging.INFO
         log.log(
             level,
-            "door %s: %s (%s) %s [event %s, source %s]",
+            "door %s: %s (%s) %s [event %s, source %s, decision %s]",
             self.name,
             decision.decision.value.upper(),
             decision.rule,
             decision.reason,
             decision.event_id,
             decision.source,
+            decision.decision_id,
         )
         try:
             self.announce(decision)

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .httpclient import Auth, Request, Response, send
-from .pulse import BackendError, Pulse, seconds_text
+from .pulse import BackendError, Pulse, RelayUnconfirmed, seconds_text
 
 Check = Callable[[Response], str]
 
@@ -184,8 +184,16 @@ class HttpBackend:
 
     def pulse(self, pulse: Pulse) -> str:
         confirmations = []
-        for request, check in self.build(self.cfg, pulse.pulse_s):
-            response = send(request, self.timeout, self.auth, self.cfg["verify_tls"])
+        steps = self.build(self.cfg, pulse.pulse_s)
+        for index, (request, check) in enumerate(steps):
+            try:
+                response = send(request, self.timeout, self.auth, self.cfg["verify_tls"])
+            except RelayUnconfirmed as err:
+                if index == len(steps) - 1:
+                    raise
+                # A lost answer to a preparing step (Tasmota's PulseTime): the command that
+                # opens was never sent, so the door is certainly shut.
+                raise BackendError(f"{err}; the opening command was not sent") from err
             confirmations.append(check(response))
         return "; ".join(confirmations)
 

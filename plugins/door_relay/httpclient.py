@@ -15,7 +15,7 @@ import ssl
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from .pulse import BackendError
+from .pulse import BackendError, RelayUnconfirmed
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,11 @@ _HASHES = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
 def send(
     request: Request, timeout: float, auth: Auth | None = None, verify_tls: bool = True
 ) -> Response:
-    """Send `request`; answer a digest challenge once. Raises BackendError on any failure."""
+    """Send `request`; answer a digest challenge once.
+
+    Raises BackendError when the request never left (refused, unreachable, TLS failed) and
+    RelayUnconfirmed when it was sent but no answer came back.
+    """
     headers = dict(request.headers)
     if auth and auth.kind == "basic" and (auth.username or auth.password):
         token = base64.b64encode(f"{auth.username}:{auth.password}".encode()).decode()
@@ -78,17 +82,29 @@ def _once(
     else:
         conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
     try:
+        _connect(conn, timeout)
         headers.setdefault("Connection", "close")
+        # From here on the relay may have the command: a failure is a lost answer.
         conn.request(request.method, path, body=request.body, headers=headers)
         answer = conn.getresponse()
         body = answer.read(65536)
         return Response(answer.status, body), answer.getheader("WWW-Authenticate")
     except TimeoutError as err:
-        raise BackendError(f"relay timed out after {timeout:g} s") from err
+        raise RelayUnconfirmed(f"relay timed out after {timeout:g} s") from err
     except (OSError, http.client.HTTPException) as err:
-        raise BackendError(f"relay unreachable: {type(err).__name__}: {err}") from err
+        raise RelayUnconfirmed(f"relay connection lost: {type(err).__name__}: {err}") from err
     finally:
         conn.close()
+
+
+def _connect(conn: http.client.HTTPConnection, timeout: float) -> None:
+    """Open the connection (and TLS); nothing has been sent if this fails."""
+    try:
+        conn.connect()
+    except TimeoutError as err:
+        raise BackendError(f"relay unreachable: no connection within {timeout:g} s") from err
+    except OSError as err:
+        raise BackendError(f"relay unreachable: {type(err).__name__}: {err}") from err
 
 
 def _digest(request: Request, auth: Auth, challenge: str) -> str:

@@ -5,12 +5,15 @@ or a duplicate delivery the journal still knows the pulse may have happened and 
 happens twice. It is fsynced too when the spool is (`spool.fsync: true`): without that a
 power cut can lose the spool's copy of the event as well, and a restart never replays an
 event as live anyway, so an fsync would add milliseconds for the person at the gate and
-no safety. A later line records the outcome; an intent without one means the bridge
-died mid-pulse, which is reported at startup (the door may or may not have opened).
-The file is JSON lines and doubles as the audit trail of every pulse. A last line marks
-the decision as announced to the other plugins; a pulse whose decision never was (the
-bridge died between relay and report) is announced at the next start, so no pulse is
-missing from MQTT and syslog.
+no safety. A later line records the outcome (open, error: certainly shut, or unconfirmed: the
+relay's answer was lost); an intent without one means the bridge died mid-pulse, which
+is reported at startup (the door may or may not have opened).
+The file is JSON lines and doubles as the audit trail of every pulse. The intent carries
+the decision's `decision_id`, fixed before the pulse. A last line marks the decision as
+announced to the other plugins; a pulse without that line (the bridge died between relay
+and report, or between report and mark) is announced at the next start under the same
+decision_id, which the core spools only if it does not hold it already: no pulse is
+missing from MQTT and syslog, and none is there twice.
 """
 
 from __future__ import annotations

@@ -7,7 +7,18 @@ from typing import Protocol
 
 
 class BackendError(RuntimeError):
-    """The relay did not confirm the pulse; the message goes into the decision's reason."""
+    """The relay did not open: it was never reached, or it answered that it failed.
+
+    The message goes into the decision's reason, which says the door stayed shut.
+    """
+
+
+class RelayUnconfirmed(BackendError):
+    """The command left for the relay but no answer came back: the door may have opened.
+
+    A lost answer is not a refusal: the relay may have acted on the command and the reply
+    been lost (a timeout, a dropped connection). The decision says so.
+    """
 
 
 @dataclass(frozen=True)
@@ -21,10 +32,12 @@ class Pulse:
 
 
 class Backend(Protocol):
-    """A relay driver. `pulse` returns a short confirmation or raises (BackendError ideally).
+    """A relay driver. `pulse` returns a short confirmation or raises.
 
-    User backends (the `door_backends` hook) implement the same: `pulse(pulse) -> str`,
-    and optionally `describe() -> str` (no secrets) and `close()`.
+    Raise BackendError when the relay certainly did not open, RelayUnconfirmed when the
+    command may have reached it; any other exception counts as unconfirmed. User backends
+    (the `door_backends` hook) implement the same: `pulse(pulse) -> str`, and optionally
+    `describe() -> str` (no secrets) and `close()`.
     """
 
     def pulse(self, pulse: Pulse) -> str: ...

@@ -17,9 +17,15 @@ from sophonfog_bridge import DecisionResult, Event, PersonType
 
 @dataclass(frozen=True)
 class DoorState:
-    """What the decision needs to know about the door beyond its config."""
+    """What the decision needs to know about the door beyond its config.
 
-    last_open_mono: float | None = None
+    `last_attempt` is what became of the door's latest attempt that still holds the
+    cooldown: "pending" (under way), "opened", or "unconfirmed" (the relay's answer was
+    lost). A failed attempt does not hold it.
+    """
+
+    last_attempt_mono: float | None = None
+    last_attempt: str = "opened"
     already_pulsed: bool = False
 
 
@@ -56,6 +62,12 @@ def decide(
         return _deny("not_live", "a replayed or retried delivery never opens a door")
     if not event.is_live:
         return _deny("history", "history events never open a door")
+    if event.replayed:
+        return _deny(
+            "replayed",
+            "a replayed event (sophonfog-bridge replay) never opens a door; "
+            "replay with --live to let doors act on it",
+        )
     if event.device_type.value not in door["device_types"]:
         return _deny(
             "device_type",
@@ -84,16 +96,38 @@ def decide(
             f"event is {-age:.1f} s in the future (clock_skew_s {door['clock_skew_s']:g})",
         )
     if state.already_pulsed:
-        return _deny("duplicate", f"event {event.event_id} already pulsed this door")
-    if state.last_open_mono is not None:
-        since = mono - state.last_open_mono
+        return _deny("duplicate", f"event {event.event_id} was already decided for this door")
+    if state.last_attempt_mono is not None:
+        since = mono - state.last_attempt_mono
         if since < door["cooldown_s"]:
-            return _deny(
-                "cooldown", f"opened {since:.1f} s ago (cooldown_s {door['cooldown_s']:g})"
-            )
+            return _deny("cooldown", cooldown_reason(state.last_attempt, since, door["cooldown_s"]))
     return Verdict(
         DecisionResult.OPEN, "allowed", f"{who(event)} score {event.score:.3f} at {event.device}"
     )
+
+
+def cooldown_reason(last_attempt: str, since: float, cooldown_s: float) -> str:
+    """Why the door is in its cooldown, saying what the last attempt really did."""
+    limit = f"cooldown_s {cooldown_s:g}"
+    if last_attempt == "pending":
+        return f"an opening of this door is in progress (started {since:.1f} s ago, {limit})"
+    if last_attempt == "unconfirmed":
+        return (
+            f"an attempt {since:.1f} s ago was not confirmed by the relay "
+            f"(the door may have opened; {limit})"
+        )
+    return f"opened {since:.1f} s ago ({limit})"
+
+
+def remote_too_late(waited: float, door: Mapping[str, Any]) -> Verdict | None:
+    """A remote command that waited too long for the relay must not open: nobody may be there."""
+    if waited > door["remote_max_age_s"]:
+        return _deny(
+            "stale",
+            f"the command waited {waited:.1f} s for the relay "
+            f"(remote_max_age_s {door['remote_max_age_s']:g}): too late to open",
+        )
+    return None
 
 
 def still_fresh(event: Event, door: Mapping[str, Any], now: datetime) -> Verdict | None:

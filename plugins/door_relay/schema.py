@@ -232,6 +232,8 @@ DOOR = vol.Schema(
         vol.Optional("cooldown_s", default=3.0): Seconds(0, 3600),
         vol.Optional("pulse_s", default=2.0): Seconds(0, 60, low_included=False),
         vol.Optional("allow_remote_open", default=False): bool,
+        # A remote press that waited longer for a busy relay is dropped, never opens late.
+        vol.Optional("remote_max_age_s", default=3.0): Seconds(0, 60, low_included=False),
         vol.Required("backend"): Backend,
     }
 )

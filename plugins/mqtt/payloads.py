@@ -118,6 +118,7 @@ def access_json(decision: DoorDecision) -> str:
             "person_type": decision.person_type,
             "device": decision.device,
             "event_id": decision.event_id,
+            "decision_id": decision.decision_id,
             "decided_at": decision.decided_at.isoformat(timespec="milliseconds"),
         }
     )

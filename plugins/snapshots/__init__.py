@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import logging
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +133,8 @@ class SnapshotsPlugin:
         except images.BadImage as err:
             # The event's other photos and every other plugin's delivery go on.
             self.counts["skipped_images"] += 1
-            self.last_skipped = f"{event.short_id} {field}: {err}"
+            # /healthz is open to anyone: no event or person here (the log has the event).
+            self.last_skipped = f"{field}: {err}"
             log.warning("snapshots: event %s: %s skipped: %s", event.short_id, field, err)
             return None
 
@@ -187,7 +189,8 @@ class SnapshotsPlugin:
         self.counts["events"] += 1
         self.counts["files"] += len(written)
         if written:
-            self.last_saved = written[0].relative_to(root.resolve()).as_posix()
+            # When, not what: the file name holds the person's name, and /healthz is open.
+            self.last_saved = datetime.now(timezone.utc).isoformat(timespec="seconds")
             log.debug("snapshots: event %s saved %d files", event.short_id, len(written))
 
     def _update_latest(self, event: Event, original: Path, suffix: str, mtime: float) -> None:

@@ -69,6 +69,7 @@ def door_message(decision: DoorDecision, severities: Mapping[str, int]) -> Messa
         "rule": decision.rule,
         "source": decision.source,
         "event_id": decision.event_id,
+        "decision_id": decision.decision_id,
         "identity_id": decision.identity_id,
         "name": decision.identity_name,
         "person_type": decision.person_type,
