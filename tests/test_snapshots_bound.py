@@ -84,7 +84,8 @@ def test_a_burst_never_takes_more_than_the_budget_plus_one_event(bridge_factory,
     assert health["events"] == EVENTS and health["cleanup"]["removed"] > 0
     assert 0 < health["cleanup"]["total_mb"] <= BUDGET_MB
     # The oldest went: the newest event's photo is still there.
-    assert (root / health["last_saved"]).is_file(), health["last_saved"]
+    assert [p for p in root.rglob(f"*_Burst_{EVENTS - 1}_*.jpg") if "latest" not in p.name]
+    assert not list(root.rglob("*_Burst_0_*.jpg"))
 
 
 def test_a_photo_written_twice_counts_once(tmp_path):
