@@ -3,7 +3,9 @@
 Layout under `path` (local time of the bridge):
 `YYYY-MM-DD/<device>/<HHMMSS>_<person_type>_<name>_<id8>.jpg` is the photo exactly as the
 box sent it, with `_annotated`, `_thumb`, `_registered` and `_face` variants beside it, and
-`<device>/latest.jpg` plus `<device>/latest_<person_type>.jpg` for the newest. See
+`<device>/latest.jpg` plus `<device>/latest_<person_type>.jpg` for the newest. A later
+copy that completes an event (the scene of a V6 history upload) is saved beside the first
+copy's files, under the same names a complete first copy would have had. See
 docs/snapshots.md.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -150,10 +153,15 @@ class SnapshotsPlugin:
             written.append(target)
             return target
 
+        if event.completes and event.spot_pic is not None and self.config["save_face"]:
+            _keep_face_crop(root, stem)
         # The scene is the photo of the event; the V6 record sends only the face.
         scene = self._decoded(event, "spot_pic")
         face = self._decoded(event, "face_pic")
         main, main_field = (scene, "spot_pic") if scene else (face, "face_pic")
+        if event.completes and scene is None:
+            # The first copy's main photo stays; a face this copy adds is only `_face`.
+            main, main_field = None, "spot_pic"
         if main is not None:
             original = write(main.suffix, getattr(event, main_field))
             if self.fonts is not None:
@@ -166,14 +174,18 @@ class SnapshotsPlugin:
         if self.config["save_face"] and main_field == "spot_pic":
             if face is not None:
                 write("_face" + face.suffix, event.face_pic)
-            elif scene is not None and event.face_rect is not None:
+            elif scene is not None and event.face_rect is not None and not _face_file(root, stem):
                 crop = images.face_crop(scene.image, event.face_rect)
                 if crop is not None:
                     write("_face.jpg", crop)
-        if self.config["save_registered"]:
-            registered = self._decoded(event, "reg_pic")
-            if registered is not None:
-                write("_registered" + registered.suffix, event.reg_pic)
+        for wanted, field, suffix in (
+            (self.config["save_registered"], "reg_pic", "_registered"),
+            (self.config["save_ir"], "ir_pic", "_ir"),
+        ):
+            extra = self._decoded(event, field) if wanted else None
+            if extra is not None:
+                write(suffix + extra.suffix, getattr(event, field))
+                extra.image.close()
         for decoded in (scene, face):
             if decoded is not None:
                 decoded.image.close()
@@ -191,6 +203,26 @@ class SnapshotsPlugin:
             target.parent.mkdir(parents=True, exist_ok=True)
             if newer_than_existing(target, mtime):
                 atomic_link(original, target, mtime, self.durable)
+
+
+def _face_file(root: Path, stem: Path) -> Path | None:
+    for suffix in (".jpg", ".png"):
+        path = inside(root, stem.with_name(f"{stem.name}_face{suffix}"))
+        if path.exists():
+            return path
+    return None
+
+
+def _keep_face_crop(root: Path, stem: Path) -> None:
+    """A completion brings the scene its first copy lacked: that copy's main photo was
+    the box's face crop, so it becomes `_face` before the scene takes the main name."""
+    if _face_file(root, stem) is not None:
+        return  # done by an earlier delivery of this completion
+    for suffix in (".jpg", ".png"):
+        main = inside(root, stem.with_name(stem.name + suffix))
+        if main.exists():
+            os.replace(main, main.with_name(f"{stem.name}_face{suffix}"))
+            return
 
 
 def _without_rect(event: Event) -> Event:

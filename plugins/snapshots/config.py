@@ -32,6 +32,7 @@ CONFIG_SCHEMA = vol.Schema(
         vol.Optional("path", default="snapshots"): vol.All(str, NonBlank),
         vol.Optional("save_registered", default=False): bool,
         vol.Optional("save_face", default=False): bool,
+        vol.Optional("save_ir", default=False): bool,
         vol.Optional("annotate", default=True): bool,
         # 0 switches thumbnails off; otherwise the longest side in pixels.
         vol.Optional("thumbnail_px", default=0): vol.All(
