@@ -17,11 +17,13 @@ ENV PYTHONUNBUFFERED=1 \
     SOPHONFOG_BRIDGE_CONFIG=/config/sophonfog-bridge.yaml \
     SOPHONFOG_HEALTHCHECK_URL=http://127.0.0.1:9528/healthz
 COPY --from=build /wheels /wheels
+# The versions tested, not whatever is newest the day the image is built (scripts/lock).
+COPY requirements.lock /wheels/
 # A CJK font, so that snapshot captions show Chinese names instead of boxes.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends fonts-wqy-microhei \
     && rm -rf /var/lib/apt/lists/*
-RUN pip install --no-cache-dir /wheels/*.whl \
+RUN pip install --no-cache-dir --constraint /wheels/requirements.lock /wheels/*.whl \
     && rm -rf /wheels \
     && useradd --system --uid 10001 --user-group --home-dir /data --shell /usr/sbin/nologin sophonfog \
     && mkdir -p /config /data \

@@ -50,11 +50,11 @@ WORKLOADS = (Workload("scene 50 KB", 50_000), Workload("scene 300 KB", 300_000))
 class Bodies:
     """One realistic event as JSON bytes, split around its identity_id."""
 
-    def __init__(self, scene_bytes: int, seed: int = 1):
+    def __init__(self, scene_bytes: int, seed: int = 1, scene: bytes | None = None):
         payload = event_payload(
             "v2r2",
             identity_id=MARK,
-            scene=jpeg_of_size(scene_bytes, seed=seed),
+            scene=scene if scene is not None else jpeg_of_size(scene_bytes, seed=seed),
             registered=jpeg_of_size(12_000, seed=seed + 1),
             face=jpeg_of_size(6_000, seed=seed + 2),
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -55,30 +55,21 @@ class Bridge:
         self.recent_ids = RecentIds(spool_cfg["dedup_window_s"], spool_cfg["dedup_max"])
         self._rebuild_recent_ids()
         self.metrics = Metrics()
+        self._count_corruption()
         self.activity = ReceiverActivity()
         self.dispatcher: Dispatcher | None = None
 
     # ---- setup -------------------------------------------------------------------------
 
     def _validate_plugins(self, source: str) -> dict[str, dict[str, Any]]:
-        sections = dict(self.config["plugins"])
-        configs: dict[str, dict[str, Any]] = {}
-        for name in self.host.names():
-            try:
-                schema = self.host.call_one(name, "config_schema")
-            except Exception as err:
-                self._plugin_failed(name, "config_schema", err)
-                sections.pop(name, None)
-                continue
-            configs[name] = validate_plugin(name, schema, sections.pop(name, None), source)
-            if not configs[name]["enabled"]:
-                self.host.disable(name)
-        for name in sections:
-            failed = self.host.info.get(name)
-            if failed is not None and failed.error:
-                continue  # already reported: it failed to load
-            raise ConfigError(f"{source}: plugins.{name}: no plugin of that name is installed")
-        return configs
+        return validate_plugins(self.host, self.config, source, self._plugin_failed)
+
+    def _count_corruption(self) -> None:
+        """Corrupt records found by recovery, and from now on by every reader, are counted."""
+        counter = self.metrics.spool_corrupt
+        if self.spool.corrupt_records:
+            counter.inc(self.spool.corrupt_records)
+        self.spool.on_corrupt = counter.inc
 
     def _rebuild_recent_ids(self) -> None:
         """Remember event ids (and their photos) accepted before a restart, so a re-sent
@@ -115,6 +106,8 @@ class Bridge:
             except Exception as err:
                 self._plugin_failed(name, "startup", err)
         self.dispatcher = Dispatcher(self.host, self.spool, self, self.metrics, self.activity)
+        for name in self.dispatcher.workers:
+            self.metrics.plugin_series(name)
         self.dispatcher.start()
         log.info(
             "bridge %s %s started with plugins: %s",
@@ -195,8 +188,11 @@ class Bridge:
         for result in self.call("plugin_health"):
             if result.plugin in plugins and isinstance(result.value, dict):
                 plugins[result.plugin].update(result.value)
+        corrupt = self.spool.corrupt_records
         return {
-            "status": "ok",
+            # Records were lost to corruption since this start: someone should look.
+            "status": "degraded" if corrupt else "ok",
+            "spool_corrupt_records": corrupt,
             "bridge_id": self.bridge_id,
             "version": self.version,
             "uptime_s": round(time.time() - self.started_at, 1),
@@ -204,6 +200,52 @@ class Bridge:
             "spool_last_seq": self.spool.last_seq,
             "plugins": plugins,
         }
+
+
+def validate_plugins(
+    host: PluginHost,
+    core: Mapping[str, Any],
+    source: str,
+    on_failure: Callable[[str, str, Exception], None],
+) -> dict[str, dict[str, Any]]:
+    """Each enabled plugin's section checked against its schema; unknown sections refused."""
+    sections = dict(core["plugins"])
+    configs: dict[str, dict[str, Any]] = {}
+    for name in host.names():
+        try:
+            schema = host.call_one(name, "config_schema")
+        except Exception as err:
+            on_failure(name, "config_schema", err)
+            sections.pop(name, None)
+            continue
+        configs[name] = validate_plugin(name, schema, sections.pop(name, None), source)
+        if not configs[name]["enabled"]:
+            host.disable(name)
+    for name in sections:
+        failed = host.info.get(name)
+        if failed is not None and failed.error:
+            continue  # already reported: it failed to load
+        raise ConfigError(f"{source}: plugins.{name}: no plugin of that name is installed")
+    return configs
+
+
+def resolved_config(
+    config: Mapping[str, Any], host: PluginHost, source: str = "(config)"
+) -> dict[str, Any]:
+    """The config as `run` would use it, without opening anything in the data folder.
+
+    For check-config: building a Bridge would lock and recover the spool (cutting a torn
+    tail) and create state folders, beside a running bridge too.
+    """
+    core = validate_core(config, source)
+
+    def failed(name: str, hook: str, err: Exception) -> None:
+        if strict_mode():
+            raise PluginError(f"plugin {name}: {hook} failed: {err}") from err
+        log.error("plugin %s: %s failed: %s", name, hook, err)
+        host.disable(name)
+
+    return {**core, "plugins": validate_plugins(host, core, source, failed)}
 
 
 def _iso_age(text: str, cutoff: float) -> float | None:

@@ -66,6 +66,10 @@ HTTP_SCHEMA = vol.Schema(
         vol.Optional("token", default=None): vol.Any(None, vol.All(str, vol.Length(min=8))),
         vol.Optional("allowed_sources", default=list): [Cidr],
         vol.Optional("trusted_proxies", default=list): [Cidr],
+        # Who may see the pages; unset = loopback and private networks unless a token is set.
+        vol.Optional("viewers", default=None): vol.Any(None, [Cidr]),
+        # Home Assistant's ingress proxy (172.30.32.2 in the add-on): in without the token.
+        vol.Optional("ingress_gateways", default=list): [Cidr],
         vol.Optional("threads", default=8): vol.All(vol.Coerce(int), vol.Range(min=1, max=64)),
         vol.Optional("max_in_flight", default=64): vol.All(vol.Coerce(int), vol.Range(min=1)),
         vol.Optional("client_timeout_s", default=10): Positive,

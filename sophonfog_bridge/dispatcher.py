@@ -161,6 +161,10 @@ class Worker(threading.Thread):
                     if self.activity is not None and not self.realtime:
                         self.activity.wait_idle(MAX_DEFER_S)
                     self._deliver(record)
+                elif reader.position > self.cursor.value:
+                    # The reader moved past seqs that are lost (corrupt or never written).
+                    self.cursor.commit(reader.position)
+                    self.stats.cursor = reader.position
         finally:
             reader.close()
 

@@ -1,4 +1,10 @@
-"""Who may use the bridge: an optional shared secret and a CIDR allow-list of boxes."""
+"""Who may use the bridge: the boxes (token, source allow-list) and the people who look.
+
+The pages that show faces (status page, saved photos, /metrics) have a guard of their own:
+without a token or a viewer allow-list they are served to loopback and private networks
+only, so a bridge port that leaks to the internet shows nobody's face. Home Assistant's
+ingress gateway, which authenticates the user itself, is let in without the token.
+"""
 
 from __future__ import annotations
 
@@ -14,14 +20,38 @@ import bottle
 
 from .body import Rejected
 
+# Loopback, RFC 1918, link-local and IPv6 unique-local/link-local: the house network.
+# CGNAT (100.64.0.0/10, e.g. Tailscale) is not in it: such viewers go in `http.viewers`.
+PRIVATE_NETWORKS = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "127.0.0.0/8",
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "169.254.0.0/16",
+        "::1/128",
+        "fc00::/7",
+        "fe80::/10",
+    )
+)
+
 
 class Guard:
-    """Who may post: optional shared secret and CIDR allow-list on the socket peer."""
+    """Who may post (token, source allow-list) and who may look (token, viewer allow-list)."""
 
     def __init__(self, http: dict[str, Any]):
         self.token: str | None = http["token"]
         self.allowed = [ipaddress.ip_network(n) for n in http["allowed_sources"]]
         self.proxies = [ipaddress.ip_network(n) for n in http["trusted_proxies"]]
+        self.gateways = [ipaddress.ip_network(n) for n in http.get("ingress_gateways") or ()]
+        viewers = http.get("viewers")
+        if viewers is not None:
+            self.viewers: list | None = [ipaddress.ip_network(n) for n in viewers]
+        elif self.token is None:
+            self.viewers = list(PRIVATE_NETWORKS)
+        else:
+            self.viewers = None  # the token is the control: any address that has it
 
     def peer(self, environ: dict[str, Any]) -> str:
         peer = environ.get("REMOTE_ADDR", "")
@@ -52,17 +82,34 @@ class Guard:
         if not offered or not hmac.compare_digest(offered.encode(), self.token.encode()):
             raise Rejected(401, "token", "missing or wrong token")
 
+    def from_gateway(self, environ: dict[str, Any]) -> bool:
+        """The socket peer is Home Assistant's ingress proxy (never a forwarded address)."""
+        return bool(self.gateways) and _within(environ.get("REMOTE_ADDR", ""), self.gateways)
+
+    def check_viewer(self, environ: dict[str, Any]) -> None:
+        """For the pages that show people: the gateway, else viewer addresses, then token."""
+        if self.from_gateway(environ):
+            # Served under /api/hassio_ingress/<token>/: bottle builds URLs from SCRIPT_NAME.
+            prefix = environ.get("HTTP_X_INGRESS_PATH", "").rstrip("/")
+            if prefix.startswith("/") and "//" not in prefix:
+                environ["SCRIPT_NAME"] = prefix
+            return
+        if self.viewers is not None and not _within(self.peer(environ), self.viewers):
+            raise Rejected(
+                403, "viewer", "this address may not see the pages (http.viewers, http.token)"
+            )
+        self.check_token(environ)
+
     def protect(self, callback: Callable[..., Any]) -> Callable[..., Any]:
-        """Pages plugins add show people's photos: with a token set, they need it too."""
-        if self.token is None:
-            return callback
+        """Pages plugins add show people's photos: viewers only (see `check_viewer`)."""
 
         def guarded(*args: Any, **kwargs: Any) -> Any:
             try:
-                self.check_token(bottle.request.environ)
+                self.check_viewer(bottle.request.environ)
             except Rejected as err:
                 answer = json_answer(err.code, {"status": err.code, "message": err.message})
-                answer.set_header("WWW-Authenticate", 'Basic realm="sophonfog-bridge"')
+                if err.code == 401:
+                    answer.set_header("WWW-Authenticate", 'Basic realm="sophonfog-bridge"')
                 return answer
             return callback(*args, **kwargs)
 
@@ -81,11 +128,13 @@ def _authorization_secret(header: str) -> str | None:
     return None
 
 
-def _within(address: str, networks: list) -> bool:
+def _within(address: str, networks: list | tuple) -> bool:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # a dual-stack socket shows IPv4 peers as ::ffff:a.b.c.d
     return any(ip in net for net in networks)
 
 

@@ -55,9 +55,19 @@ class Metrics:
             buckets=ACK_BUCKETS,
             registry=r,
         )
+        self.spool_corrupt = Counter(
+            "sophonfog_spool_corrupt_records",
+            "Spooled records found corrupt and skipped (lost) since the bridge started",
+            registry=r,
+        )
         self.door_decisions = Counter(
             "sophonfog_door_decisions", "Door decisions by result", ["door", "decision"], registry=r
         )
+
+    def plugin_series(self, plugin: str) -> None:
+        """Show a plugin's counters at 0 from the start: a missing series is not a zero."""
+        for counter in (self.deliveries, self.failures, self.retries):
+            counter.labels(plugin)
 
     def plugin_delivery(self, plugin: str) -> None:
         self.deliveries.labels(plugin).inc()

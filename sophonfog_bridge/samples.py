@@ -19,20 +19,65 @@ DEVICE_CODES = {
     "access_control": "4",
 }
 SHAPES = ("v2r1", "v2r2", "history", "ws", "platform", "v5history", "v6history")
+BLOCK = 8  # px per noise block: sets how the JPEG compresses (8 before the sketch)
 
 
-def jpeg(width: int = 320, height: int = 240, seed: int = 0, quality: int = 85) -> bytes:
-    """A real, decodable JPEG with noisy content, so its size is like a camera's."""
-    from PIL import Image
+def jpeg(
+    width: int = 320, height: int = 240, seed: int = 0, quality: int = 85, caption: str = ""
+) -> bytes:
+    """A real, decodable JPEG that a person recognises as a test picture: a sketched face on a
+    busy background, "TEST PICTURE" and `caption` written on it. The background's noise keeps
+    its size like a camera's (about the same bytes per pixel as a real scene)."""
+    from PIL import Image, ImageDraw
 
     rng = random.Random(seed)
-    # Random 8x8 blocks compress like a busy scene rather than a flat colour.
-    small = (max(1, width // 8), max(1, height // 8))
+    # Random blocks compress like a busy scene rather than a flat colour; blended with a
+    # seed-dependent tint so the sketch stands out.
+    small = (max(1, width // BLOCK), max(1, height // BLOCK))
     noise = Image.frombytes("RGB", small, rng.randbytes(small[0] * small[1] * 3))
-    image = noise.resize((width, height), Image.Resampling.NEAREST)
+    tint = Image.new("RGB", small, tuple(rng.randrange(60, 200) for _ in range(3)))
+    image = Image.blend(noise, tint, 0.45).resize((width, height), Image.Resampling.NEAREST)
+    draw = ImageDraw.Draw(image)
+    _face(draw, width, height)
+    if height >= 96:
+        _caption(draw, width, height, ["TEST PICTURE", caption] if caption else ["TEST PICTURE"])
     out = io.BytesIO()
     image.save(out, "JPEG", quality=quality)
     return out.getvalue()
+
+
+def _face(draw: Any, width: int, height: int) -> None:
+    """A simple face: head, hair, eyes, nose, smile, shoulders."""
+    size = min(width, height)
+    r = size * 0.3
+    cx, cy = width / 2, height * 0.44 if height >= 96 else height / 2
+    line = max(1, int(size / 60))
+    ink = (40, 30, 30)
+    draw.ellipse([cx - 1.6 * r, cy + 0.9 * r, cx + 1.6 * r, cy + 3.2 * r], fill=(50, 90, 160))
+    draw.ellipse([cx - r, cy - 1.15 * r, cx + r, cy + 1.15 * r], fill=(238, 196, 160),
+                 outline=ink, width=line)  # fmt: skip
+    draw.chord([cx - r, cy - 1.2 * r, cx + r, cy + 0.2 * r], 180, 360, fill=(70, 45, 30))
+    for dx in (-0.38, 0.38):
+        ex, ey, er = cx + dx * r, cy + 0.1 * r, 0.13 * r
+        draw.ellipse([ex - er, ey - er * 0.8, ex + er, ey + er * 0.8], fill="white", outline=ink)
+        draw.ellipse([ex - er / 2, ey - er / 2, ex + er / 2, ey + er / 2], fill=ink)
+    draw.line([cx, cy + 0.2 * r, cx - 0.1 * r, cy + 0.45 * r, cx + 0.05 * r, cy + 0.45 * r],
+              fill=ink, width=line)  # fmt: skip
+    draw.arc([cx - 0.45 * r, cy + 0.3 * r, cx + 0.45 * r, cy + 0.8 * r], 20, 160, fill=ink,
+             width=line + 1)  # fmt: skip
+
+
+def _caption(draw: Any, width: int, height: int, lines: list[str]) -> None:
+    from PIL import ImageFont
+
+    size = max(10, height // 14)
+    font = ImageFont.load_default(size=size)
+    bar = int(size * 1.3 * len(lines) + size * 0.4)
+    draw.rectangle([0, height - bar, width, height], fill=(0, 0, 0))
+    for i, text in enumerate(lines):
+        y = height - bar + size * 0.2 + i * size * 1.3
+        draw.text((width / 2, y), text, fill=(255, 230, 0) if i == 0 else "white", font=font,
+                  anchor="ma")  # fmt: skip
 
 
 def jpeg_of_size(target_bytes: int, seed: int = 0) -> bytes:
@@ -67,7 +112,9 @@ def event_payload(
 ) -> dict[str, Any]:
     """One event as the box sends it, in the given firmware shape."""
     ts_ms = timestamp_ms if timestamp_ms is not None else int(time.time() * 1000)
-    scene = scene if scene is not None else jpeg(320, 240, seed=1)
+    if scene is None:
+        at = time.strftime("%H:%M:%S", time.localtime(ts_ms / 1000))
+        scene = jpeg(320, 240, seed=1, caption=f"{person_type} · {at}")
     registered = registered if registered is not None else jpeg(112, 112, seed=2)
     face = face if face is not None else jpeg(112, 112, seed=3)
     dev_sno, _, ip = ep_id.partition("__")

@@ -8,10 +8,16 @@ nothing but its own position; a segment is deleted once every cursor has passed 
 
 Record frame: magic, payload length, CRC32 of (seq + payload), seq, then the payload:
 kind, a JSON meta dict and named binary blobs (the images, never base64 on disk).
+
+A bad frame that is the last thing in the active segment is a write cut short by a crash
+(a torn tail) and is cut off. A bad frame with a good one after it is corruption: it is
+skipped (the next good frame is found by its magic and CRC), reported once with the seqs
+it cost, and every record after it is kept.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -37,6 +43,10 @@ RECENT_BYTES = 16 << 20
 
 class SpoolFull(OSError):
     """The spool cannot take a record right now; the receiver answers 503."""
+
+
+class SpoolLocked(RuntimeError):
+    """Another process owns this spool folder; two writers would corrupt it."""
 
 
 @dataclass(frozen=True)
@@ -109,39 +119,129 @@ def _read_frame(handle) -> tuple[int, bytes] | None:
     return seq, payload
 
 
+def _resync(handle, start: int, after_seq: int) -> tuple[int, int] | None:
+    """(offset, seq) of the first valid frame at or after `start` with a seq above `after_seq`.
+
+    Payloads may contain the magic by chance; the CRC over seq and payload tells them apart.
+    """
+    chunk = 1 << 20
+    pos = start
+    while True:
+        handle.seek(pos)
+        data = handle.read(chunk + len(MAGIC) - 1)
+        index = data.find(MAGIC)
+        while index != -1 and index < chunk:
+            handle.seek(pos + index)
+            frame = _read_frame(handle)
+            if frame is not None and frame[0] > after_seq:
+                return pos + index, frame[0]
+            index = data.find(MAGIC, index + 1)
+        if len(data) <= chunk:
+            return None
+        pos += chunk
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a file's creation (its name in the folder) survive a power cut too."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class FolderLock:
+    """An exclusive flock on `<folder>/bridge.lock` holding the owner's pid, for its lifetime.
+
+    The kernel drops the lock when the process dies, however it dies, so a stale file never
+    blocks a restart.
+    """
+
+    def __init__(self, folder: Path):
+        self.path = folder / "bridge.lock"
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.pread(self._fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(self._fd)
+            raise SpoolLocked(
+                f"spool folder {folder} is in use by another bridge (pid {owner}); "
+                "run one bridge per spool.path"
+            ) from None
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)  # closing the only descriptor releases the flock
+            self._fd = -1
+
+
+def _best_slot(data: bytes) -> int:
+    best = 0
+    for offset in (0, CURSOR_SLOT.size):
+        if len(data) >= offset + CURSOR_SLOT.size:
+            seq, crc = CURSOR_SLOT.unpack_from(data, offset)
+            if zlib.crc32(struct.pack("<Q", seq)) == crc:
+                best = max(best, seq)
+    return best
+
+
 class Cursor:
     """A plugin's position: the last seq it finished. Two slots, so a torn write loses nothing."""
 
     def __init__(self, path: Path, default: int, fsync: bool = False):
         self.path = path
         self.fsync = fsync
+        # A worker may still be finishing a delivery when the spool closes: commits and
+        # close() serialise here, so a late commit never writes to a closed (or reused) fd.
+        self._lock = threading.Lock()
+        self.closed = False
         existed = path.exists()
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         self.value = self._load() if existed else default
         self._slot = 0
         if not existed:
             self.commit(default)
+            if fsync:
+                _fsync_dir(path.parent)
 
     def _load(self) -> int:
-        data = os.pread(self._fd, CURSOR_SLOT.size * 2, 0)
-        best = 0
-        for offset in (0, CURSOR_SLOT.size):
-            if len(data) >= offset + CURSOR_SLOT.size:
-                seq, crc = CURSOR_SLOT.unpack_from(data, offset)
-                if zlib.crc32(struct.pack("<Q", seq)) == crc:
-                    best = max(best, seq)
-        return best
+        return _best_slot(os.pread(self._fd, CURSOR_SLOT.size * 2, 0))
+
+    @staticmethod
+    def peek(path: Path) -> int:
+        """A cursor file's value, read without opening it for writing."""
+        try:
+            with open(path, "rb") as handle:
+                return _best_slot(handle.read(CURSOR_SLOT.size * 2))
+        except OSError:
+            return 0
 
     def commit(self, seq: int) -> None:
-        self._slot ^= 1
-        slot = CURSOR_SLOT.pack(seq, zlib.crc32(struct.pack("<Q", seq)))
-        os.pwrite(self._fd, slot, self._slot * CURSOR_SLOT.size)
-        if self.fsync:
-            os.fsync(self._fd)
-        self.value = seq
+        """Move the cursor to `seq`; after close() nothing moves and the record stays due."""
+        with self._lock:
+            if self.closed:
+                log.info(
+                    "spool closed: %s stays at %d, record %d stays due",
+                    self.path.stem,
+                    self.value,
+                    seq,
+                )
+                return
+            self._slot ^= 1
+            slot = CURSOR_SLOT.pack(seq, zlib.crc32(struct.pack("<Q", seq)))
+            os.pwrite(self._fd, slot, self._slot * CURSOR_SLOT.size)
+            if self.fsync:
+                os.fsync(self._fd)
+            self.value = seq
 
     def close(self) -> None:
-        os.close(self._fd)
+        with self._lock:
+            if not self.closed:
+                self.closed = True
+                os.close(self._fd)
 
 
 class Spool:
@@ -161,6 +261,8 @@ class Spool:
         self.cursors_dir = self.path / "cursors"
         self.segments_dir.mkdir(parents=True, exist_ok=True)
         self.cursors_dir.mkdir(parents=True, exist_ok=True)
+        # Before recovery: a second bridge would otherwise cut the live one's records.
+        self._folder_lock = FolderLock(self.path)
         self.fsync = fsync
         self.segment_bytes = segment_bytes
         self.max_bytes = max_bytes
@@ -171,11 +273,17 @@ class Spool:
         self._appended = threading.Condition(threading.Lock())
         self._synced = threading.Condition(threading.Lock())
         self._synced_seq = 0
+        self._sync_failures: list[tuple[int, int, str]] = []  # (first, last, error)
         self._syncing = False
         self._recent: OrderedDict[int, Record] = OrderedDict()
         self._recent_bytes = 0
         self.cursors: dict[str, Cursor] = {}
         self.closed = False
+        self.corrupt_records = 0
+        self.on_corrupt: Any = None  # called with the count of each newly found loss
+        self._corrupt_seen: set[tuple[int, int]] = set()
+        self._corrupt_lock = threading.Lock()
+        self._missing: tuple[int, int] | None = None
         self.last_seq = self._recover()
         self.boot_seq = self.last_seq
         self._synced_seq = self.last_seq
@@ -197,39 +305,77 @@ class Spool:
         last_seq = 0
         if segments:
             first, path = segments[-1]
-            last_seq = first - 1
-            with open(path, "rb") as handle:
-                good = 0
-                while (frame := _read_frame(handle)) is not None:
-                    last_seq, good = frame[0], handle.tell()
-            if good < path.stat().st_size:
-                log.warning("spool: cut a torn record at the end of %s", path.name)
-                os.truncate(path, good)
+            last_seq = self._recover_segment(first, path)
             self._active_first = first
         else:
             self._active_first = 1
-        self._fd = os.open(
-            self.segments_dir / f"{self._active_first:016d}.seg",
-            os.O_WRONLY | os.O_CREAT | os.O_APPEND,
-            0o644,
-        )
+        self._fd = self._open_segment(self._active_first)
         self._active_size = os.fstat(self._fd).st_size
+        return self._above_cursors(last_seq)
+
+    def _recover_segment(self, first: int, path: Path) -> int:
+        """The last seq in the active segment, skipping corrupt frames, cutting a torn tail."""
+        last_seq, good_end = first - 1, 0
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            while good_end < size:
+                handle.seek(good_end)
+                frame = _read_frame(handle)
+                if frame is not None and frame[0] > last_seq:
+                    last_seq, good_end = frame[0], handle.tell()
+                    continue
+                found = _resync(handle, good_end + 1, last_seq)
+                if found is None:
+                    break
+                self.report_corrupt(first, good_end, last_seq + 1, found[1] - 1, path.name)
+                good_end = found[0]
+        if good_end < size:
+            log.warning("spool: cut a torn record at the end of %s", path.name)
+            os.truncate(path, good_end)
         return last_seq
 
+    def _above_cursors(self, last_seq: int) -> int:
+        """Never reuse a seq a cursor already passed: that plugin would skip the new record.
+
+        With fsync off a power cut can keep a cursor's write and lose the records it passed.
+        """
+        ahead = max((Cursor.peek(p) for p in self.cursors_dir.glob("*.cur")), default=0)
+        if ahead <= last_seq:
+            return last_seq
+        log.warning(
+            "spool: records %d..%d were lost before they reached the disk (a cursor had "
+            "passed them); numbering continues at %d",
+            last_seq + 1,
+            ahead,
+            ahead + 1,
+        )
+        self._missing = (last_seq + 1, ahead)
+        return ahead
+
+    def _open_segment(self, first: int) -> int:
+        path = self.segments_dir / f"{first:016d}.seg"
+        created = not path.exists()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        if created and self.fsync:
+            _fsync_dir(self.segments_dir)
+        return fd
+
     def _roll(self) -> None:
+        """Start a new segment; with fsync the old one is synced first, under the lock."""
+        if self.fsync:
+            self._sync_locked()
         os.close(self._fd)
         self._active_first = self.last_seq + 1
-        self._fd = os.open(
-            self.segments_dir / f"{self._active_first:016d}.seg",
-            os.O_WRONLY | os.O_CREAT | os.O_APPEND,
-            0o644,
-        )
+        self._fd = self._open_segment(self._active_first)
         self._active_size = 0
 
     # ---- writing -----------------------------------------------------------------------
 
     def append(self, kind: str, meta: Mapping[str, Any], blobs: Mapping[str, bytes]) -> int:
-        """Record durably (page cache, or disk with fsync) and return the record's seq."""
+        """Record durably (page cache, or disk with fsync) and return the record's seq.
+
+        Raises SpoolFull if the record cannot be written or (with fsync) synced.
+        """
         payload = encode(kind, meta, blobs)
         payload_crc = zlib.crc32(payload)
         size = HEADER.size + len(payload)
@@ -266,21 +412,73 @@ class Spool:
     def _group_sync(self, seq: int) -> None:
         """One fsync covers every append before it; concurrent writers share it."""
         with self._synced:
-            while self._synced_seq < seq:
+            while not self._sync_settled(seq):
                 if self._syncing:
                     self._synced.wait()
                     continue
                 self._syncing = True
-                target = self.last_seq
-                fd = self._fd
                 self._synced.release()
                 try:
-                    os.fsync(fd)
+                    with self._lock:
+                        # Under the writers' lock: the segment is the one `seq` went to,
+                        # or a later one (older ones were synced by _roll), and a dup
+                        # survives a roll closing it meanwhile.
+                        target = self.last_seq
+                        fd = -1 if self.closed else os.dup(self._fd)
+                    error = self._fsync_fd(fd)
                 finally:
                     self._synced.acquire()
                     self._syncing = False
-                    self._synced_seq = max(self._synced_seq, target)
-                    self._synced.notify_all()
+                if fd >= 0:
+                    self._settle(target, error)
+                self._synced.notify_all()
+
+    def _sync_settled(self, seq: int) -> bool:
+        """True once `seq` is on disk; SpoolFull if the fsync that covered it failed."""
+        for first, last, error in self._sync_failures:
+            if first <= seq <= last:
+                raise SpoolFull(f"cannot fsync the spool: {error}")
+        return self._synced_seq >= seq
+
+    def _settle(self, target: int, error: str | None) -> None:
+        """Record an fsync's outcome for every seq up to `target` not yet on disk."""
+        if error is None:
+            self._synced_seq = max(self._synced_seq, target)
+            return
+        if target > self._synced_seq:
+            log.error(
+                "spool: fsync failed for records %d..%d: %s", self._synced_seq + 1, target, error
+            )
+            # Past a failed fsync the kernel may have dropped those pages: never call
+            # them durable, even if a later fsync succeeds.
+            self._sync_failures = [
+                *self._sync_failures[-15:],
+                (self._synced_seq + 1, target, error),
+            ]
+            self._synced_seq = target
+
+    @staticmethod
+    def _fsync_fd(fd: int) -> str | None:
+        if fd < 0:
+            return None
+        try:
+            os.fsync(fd)
+            return None
+        except OSError as err:
+            return err.strerror or str(err)
+        finally:
+            os.close(fd)
+
+    def _sync_locked(self) -> None:
+        """fsync the active segment now (the writers' lock is held): at a roll or a close."""
+        error = None
+        try:
+            os.fsync(self._fd)
+        except OSError as err:
+            error = err.strerror or str(err)
+        with self._synced:
+            self._settle(self.last_seq, error)
+            self._synced.notify_all()
 
     def _remember(self, record: Record) -> None:
         self._recent[record.seq] = record
@@ -288,6 +486,42 @@ class Spool:
         while len(self._recent) > RECENT_RECORDS or self._recent_bytes > RECENT_BYTES:
             _, old = self._recent.popitem(last=False)
             self._recent_bytes -= old.size
+
+    # ---- damage ------------------------------------------------------------------------
+
+    def report_corrupt(self, segment: int, offset: int, first: int, last: int, name: str) -> None:
+        """Count and log a corrupt frame once, however many readers come across it."""
+        with self._corrupt_lock:
+            if (segment, offset) in self._corrupt_seen:
+                return
+            self._corrupt_seen.add((segment, offset))
+            lost = max(0, last - first + 1)
+            self.corrupt_records += lost
+        if lost:
+            log.error(
+                "spool: corrupt record%s %d..%d in %s at byte %d skipped (%d lost); "
+                "every record after it is kept",
+                "s" if lost > 1 else "",
+                first,
+                last,
+                name,
+                offset,
+                lost,
+            )
+        else:
+            log.error(
+                "spool: unreadable bytes in %s at byte %d skipped, no record lost", name, offset
+            )
+        callback = self.on_corrupt
+        if lost and callback is not None:
+            callback(lost)
+
+    def missing_through(self, seq: int) -> int | None:
+        """The last seq of a known gap holding `seq` (records lost before a restart)."""
+        gap = self._missing
+        if gap is not None and gap[0] <= seq <= gap[1]:
+            return gap[1]
+        return None
 
     # ---- reading -----------------------------------------------------------------------
 
@@ -375,14 +609,17 @@ class Spool:
 
     def close(self) -> None:
         with self._lock:
+            if self.closed:
+                return
             self.closed = True
             with self._appended:
                 self._appended.notify_all()
             if self.fsync:
-                os.fsync(self._fd)
+                self._sync_locked()
             os.close(self._fd)
         for cursor in self.cursors.values():
             cursor.close()
+        self._folder_lock.release()
 
 
 class Reader:
@@ -393,6 +630,7 @@ class Reader:
         self.position = after_seq
         self._handle = None
         self._segment_first = 0
+        self._segment_name = ""
 
     def _open_for(self, seq: int) -> bool:
         """Open the segment holding `seq` and skip to it; False if it is gone or not there."""
@@ -414,21 +652,15 @@ class Reader:
             handle = open(path, "rb")  # noqa: SIM115 - kept open across calls
         except FileNotFoundError:
             return False
-        while True:
-            offset = handle.tell()
-            header = handle.read(HEADER.size)
-            if len(header) < HEADER.size:
-                break
-            _, length, _, frame_seq = HEADER.unpack(header)
-            if frame_seq >= seq:
-                handle.seek(offset)
-                break
-            handle.seek(length, os.SEEK_CUR)
-        self._handle, self._segment_first = handle, first
+        _skip_to(handle, seq)
+        self._handle, self._segment_first, self._segment_name = handle, first, path.name
         return True
 
     def next(self, timeout: float = 0.5) -> Record | None:
         """The record after the current position, or None if none came within `timeout`."""
+        gap_end = self.spool.missing_through(self.position + 1)
+        if gap_end is not None:
+            self.position = gap_end  # lost before the restart, already reported
         want = self.position + 1
         if not self.spool.wait_for(want, timeout):
             return None
@@ -442,20 +674,84 @@ class Reader:
     def _read(self, want: int) -> Record | None:
         for _ in range(3):
             if self._handle is None and not self._open_for(want):
+                continue  # a segment went away under us (collected): look again
+            frame, bad = self._frame_from_here(want)
+            if frame is not None:
+                # A seq above `want`: records were dropped by a bound or skipped as corrupt.
+                return decode(*frame)
+            if not self._next_segment(want, bad):
                 return None
-            assert self._handle is not None
-            offset = self._handle.tell()
-            frame = _read_frame(self._handle)
-            if frame is not None and frame[0] == want:
-                return decode(*frame)
-            if frame is not None and frame[0] > want:
-                # Records were dropped by a bound: deliver the next one we have.
-                return decode(*frame)
-            self._handle.seek(offset)
-            self.close()  # end of this segment, or we were positioned elsewhere: reopen
         return None
+
+    def _frame_from_here(self, want: int) -> tuple[tuple[int, bytes] | None, int | None]:
+        """(next good frame at or after `want` in this segment, offset of bad bytes left)."""
+        assert self._handle is not None
+        handle = self._handle
+        offset = handle.tell()
+        frame = _read_frame(handle)
+        if frame is not None and frame[0] < want:
+            # Records since were served from memory: walk on to `want`.
+            handle.seek(offset)
+            _skip_to(handle, want)
+            offset = handle.tell()
+            frame = _read_frame(handle)
+        if frame is not None and frame[0] >= want:
+            return frame, None
+        if offset >= os.fstat(handle.fileno()).st_size:
+            handle.seek(offset)
+            return None, None
+        found = _resync(handle, offset + 1, want - 1)
+        if found is None:
+            handle.seek(offset)
+            return None, offset
+        self.spool.report_corrupt(
+            self._segment_first, offset, want, found[1] - 1, self._segment_name
+        )
+        handle.seek(found[0])
+        return _read_frame(handle), None
+
+    def _next_segment(self, want: int, bad: int | None) -> bool:
+        """Go past the end of this segment; False (position moved on) if nothing is left."""
+        assert self._handle is not None
+        later = [s for s in self.spool.segments() if s[0] > self._segment_first]
+        if later and later[0][0] <= want:
+            self.close()
+            return True  # `want` is in a segment created after this one was opened
+        last = later[0][0] - 1 if later else self.spool.last_seq
+        if last >= want:
+            # Bad bytes at the end of a segment, or records missing from it: either way
+            # those seqs are lost. Reported once, keyed by where the reader stood.
+            where = bad if bad is not None else self._handle.tell()
+            self.spool.report_corrupt(self._segment_first, where, want, last, self._segment_name)
+            self.position = last
+        if not later:
+            # Nothing readable is left in the active segment: wait for the next record
+            # (resync finds it after the bad bytes) instead of spinning here.
+            return False
+        return self._open_for(later[0][0])
 
     def close(self) -> None:
         if self._handle is not None:
             self._handle.close()
             self._handle = None
+
+
+def _skip_to(handle, seq: int) -> None:
+    """Position a segment handle at the frame for `seq` (or the first after it)."""
+    previous = -1
+    while True:
+        offset = handle.tell()
+        header = handle.read(HEADER.size)
+        if len(header) < HEADER.size:
+            handle.seek(offset)
+            return
+        magic, length, _, frame_seq = HEADER.unpack(header)
+        if magic != MAGIC or length > MAX_RECORD or frame_seq <= previous:
+            # A damaged header: let the reader find the next good frame from here.
+            handle.seek(offset)
+            return
+        if frame_seq >= seq:
+            handle.seek(offset)
+            return
+        previous = frame_seq
+        handle.seek(length, os.SEEK_CUR)

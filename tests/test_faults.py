@@ -300,6 +300,22 @@ def test_dead_dependencies_cost_only_their_own_plugin(bridge_factory, mosquitto,
         40,
         what="syslog catches up after its daemon returns",
     )
+    # The snapshot folder comes back: the plugin saves photos again, no restart needed.
+    saved = bridge.health()["plugins"]["snapshots"]["events"]
+    snaps.unlink()
+    (tmp_path / "snaps-moved").rename(snaps)
+    assert bridge.post(payload=event("back-0")).status_code == 200
+    wait_for(
+        lambda: bridge.health()["plugins"]["snapshots"]["events"] > saved,
+        20,
+        what="snapshots saving again once its folder is back",
+    )
+    wait_for(
+        lambda: bridge.health()["plugins"]["snapshots"]["backlog"] == 0,
+        20,
+        what="snapshots caught up",
+    )
+    assert bridge.health()["plugins"]["snapshots"]["state"] == "ok"
     assert bridge.proc.poll() is None
     tap.close()
     listener.close()

@@ -82,6 +82,37 @@ def hostile(tmp_path_factory):
     broker.stop()
 
 
+@pytest.fixture(autouse=True)
+def nothing_escaped(hostile):
+    """After every test here, on what that test posted: no test relies on another's run."""
+    yield
+    assert_nothing_escaped(hostile)
+
+
+def assert_nothing_escaped(hostile: Hostile) -> None:
+    wait_for(hostile.bridge.drained, 30, what="every plugin drained")
+    assert hostile.bridge.proc.poll() is None
+    assert hostile.outside_files() == set()
+    assert hostile.stray_topics() == set()
+    assert not hostile.tap.matching(lambda m: "+" in m.topic or "#" in m.topic)
+    for name in [p.relative_to(hostile.snaps) for p in files_under(hostile.snaps)]:
+        assert ".." not in name.parts and "\x00" not in str(name)
+        assert all(len(part.encode()) <= 255 for part in name.parts)
+    now = datetime.now(timezone.utc)
+    for row in read_lines(hostile.root / "rec.jsonl"):
+        if row["record"] != "event":
+            continue
+        assert 0 <= row["score"] <= 1
+        stamp = datetime.fromisoformat(row["timestamp"])
+        assert datetime(2000, 1, 1, tzinfo=timezone.utc) <= stamp <= now + timedelta(days=367)
+        for key in ("identity_id", "identity_name", "group_name", "device"):
+            assert len(row[key]) <= 256 and "\x00" not in row[key]
+        assert row["identity_id"]
+    health = hostile.bridge.health()
+    failed = {name: p for name, p in health["plugins"].items() if p.get("failed", 0)}
+    assert not failed, failed
+
+
 def base_event(**overrides) -> dict:
     payload = event_payload("v2r2", scene=SMALL, registered=FACE, face=FACE)
     payload.update(overrides)
@@ -400,28 +431,7 @@ def test_far_future_and_past_iso_timestamps_refused_within_a_year_accepted(hosti
     assert hostile.post(base_event(timestamp="1999-12-31T23:59:59+00:00")).status_code == 400
 
 
-def test_zz_nothing_escaped_and_everything_accepted_is_sane(hostile):
-    """Runs last in this module: the sum of everything posted above."""
-    wait_for(hostile.bridge.drained, 30, what="every plugin drained")
-    assert hostile.bridge.proc.poll() is None
-    assert hostile.outside_files() == set()
-    assert hostile.stray_topics() == set()
-    assert not hostile.tap.matching(lambda m: "+" in m.topic or "#" in m.topic)
-    names = [p.relative_to(hostile.snaps) for p in files_under(hostile.snaps)]
-    assert names, "some photos were saved"
-    for name in names:
-        assert ".." not in name.parts and "\x00" not in str(name)
-        assert all(len(part.encode()) <= 255 for part in name.parts)
-    now = datetime.now(timezone.utc)
-    for row in read_lines(hostile.root / "rec.jsonl"):
-        if row["record"] != "event":
-            continue
-        assert 0 <= row["score"] <= 1
-        stamp = datetime.fromisoformat(row["timestamp"])
-        assert datetime(2000, 1, 1, tzinfo=timezone.utc) <= stamp <= now + timedelta(days=367)
-        for key in ("identity_id", "identity_name", "group_name", "device"):
-            assert len(row[key]) <= 256 and "\x00" not in row[key]
-        assert row["identity_id"]
-    health = hostile.bridge.health()
-    failed = {name: p for name, p in health["plugins"].items() if p.get("failed", 0)}
-    assert not failed, failed
+def test_an_accepted_event_is_saved_under_the_folder_with_sane_names(hostile):
+    before = files_under(hostile.snaps) if hostile.snaps.exists() else set()
+    assert hostile.post(base_event(identity_id="plain", identity_name="小明")).status_code == 200
+    wait_for(lambda: files_under(hostile.snaps) - before, 15, what="the photos of a plain event")

@@ -26,7 +26,12 @@ def scrape(bridge) -> dict[tuple[str, tuple], float]:
 
 
 def value(metrics, name: str, **labels) -> float:
-    return metrics.get((name, tuple(sorted(labels.items()))), 0.0)
+    """A series' value; a series that does not exist fails the test (it is not a zero)."""
+    key = (name, tuple(sorted(labels.items())))
+    if key not in metrics:
+        names = sorted({n for n, _ in metrics if n.startswith(name.rsplit("_", 1)[0])})
+        raise AssertionError(f"no series {name}{dict(labels)} on /metrics; have {names}")
+    return metrics[key]
 
 
 def event(identity: str, person_type: str = "employee", score: float = 0.9, ts: int = 0):

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import threading
+import time
 
-from sophonfog_bridge.spool import Cursor, Spool
+import pytest
+
+from sophonfog_bridge import hookimpl
+from sophonfog_bridge.dispatcher import Dispatcher
+from sophonfog_bridge.host import build_host
+from sophonfog_bridge.spool import HEADER, Cursor, Spool, SpoolFull, SpoolLocked
 
 
 def fill(spool: Spool, count: int, size: int = 100) -> list[int]:
@@ -17,6 +25,11 @@ def fill(spool: Spool, count: int, size: int = 100) -> list[int]:
 
 def read_all(spool: Spool, after: int = 0) -> list:
     return list(spool.scan(after))
+
+
+def crash(spool: Spool) -> None:
+    """What a kill -9 leaves: the files as written, no close(); the kernel drops the lock."""
+    spool._folder_lock.release()
 
 
 def test_append_and_read_back_in_order(tmp_path):
@@ -33,6 +46,7 @@ def test_records_survive_reopen_without_close(tmp_path):
     # No close(): what a kill -9 leaves behind is the page cache, which a reopen sees.
     spool = Spool(tmp_path)
     fill(spool, 3)
+    crash(spool)
     again = Spool(tmp_path)
     assert again.last_seq == 3 and again.boot_seq == 3
     assert [r.meta["event_id"] for r in read_all(again)] == ["e0", "e1", "e2"]
@@ -45,9 +59,11 @@ def test_torn_tail_is_cut_and_appending_continues(tmp_path):
     segment = spool.segments()[-1][1]
     with open(segment, "ab") as handle:
         handle.write(b"SFB1\x40\x00\x00\x00garbage")  # a header promising more than is there
+    crash(spool)
     again = Spool(tmp_path)
     assert again.last_seq == 3
     assert again.append("event", {"event_id": "after"}, {}) == 4
+    crash(again)
     assert [r.seq for r in read_all(Spool(tmp_path))] == [1, 2, 3, 4]
 
 
@@ -58,6 +74,7 @@ def test_corrupted_record_stops_recovery_there(tmp_path):
     data = bytearray(segment.read_bytes())
     data[-5] ^= 0xFF  # flip a bit in the last record's payload
     segment.write_bytes(bytes(data))
+    crash(spool)
     assert Spool(tmp_path).last_seq == 2
 
 
@@ -66,6 +83,7 @@ def test_segments_roll_and_reader_crosses_them(tmp_path):
     fill(spool, 30, size=200)
     assert len(spool.segments()) > 5
     assert [r.seq for r in read_all(spool)] == list(range(1, 31))
+    crash(spool)
     assert [r.seq for r in read_all(Spool(tmp_path, segment_bytes=1000), after=17)] == list(
         range(18, 31)
     )
@@ -131,17 +149,6 @@ def test_reader_waits_for_new_records(tmp_path):
     assert got and got[0].meta["event_id"] == "late"
 
 
-def test_group_commit_with_fsync_from_many_threads(tmp_path):
-    spool = Spool(tmp_path, fsync=True)
-    threads = [threading.Thread(target=fill, args=(spool, 25)) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert spool.last_seq == 100
-    assert sorted(r.seq for r in read_all(Spool(tmp_path))) == list(range(1, 101))
-
-
 def test_unwritable_spool_raises_spool_full(tmp_path):
     spool = Spool(tmp_path)
     os.close(spool._fd)
@@ -153,3 +160,299 @@ def test_unwritable_spool_raises_spool_full(tmp_path):
     else:
         raise AssertionError("append on an unwritable spool did not fail")
     assert spool.last_seq == 0
+
+
+# ---- fsync: what an answered record has been through -------------------------------------
+
+
+class DiskLog:
+    """The real writes, creates and fsyncs of this process, in order, by path."""
+
+    def __init__(self, monkeypatch, fsync_delay: float = 0.0):
+        self.events: list[tuple[str, str, int]] = []
+        self.lock = threading.Lock()
+        real_writev, real_fsync, real_open = os.writev, os.fsync, os.open
+
+        def writev(fd, buffers):
+            buffers = list(buffers)
+            seq = HEADER.unpack_from(buffers[0])[3] if len(buffers[0]) >= HEADER.size else 0
+            written = real_writev(fd, buffers)
+            self.note("write", fd, seq)
+            return written
+
+        def fsync(fd):
+            self.note("sync", fd, 0)
+            time.sleep(fsync_delay)  # a slow disk widens every race a real one has
+            return real_fsync(fd)
+
+        def open_(path, flags, *args, **kwargs):
+            fd = real_open(path, flags, *args, **kwargs)
+            if flags & os.O_CREAT:
+                self.note("open", fd, 0)
+            return fd
+
+        monkeypatch.setattr(os, "writev", writev)
+        monkeypatch.setattr(os, "fsync", fsync)
+        monkeypatch.setattr(os, "open", open_)
+
+    def note(self, kind: str, fd: int, seq: int) -> None:
+        try:
+            path = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            path = f"(closed fd {fd})"
+        with self.lock:
+            self.events.append((kind, path, seq))
+
+    def ack(self, seq: int) -> None:
+        with self.lock:
+            self.events.append(("ack", "", seq))
+
+    def unsynced_acks(self) -> list[int]:
+        """Seqs answered before an fsync of their segment (and of its folder) covered them."""
+        where = {seq: (i, path) for i, (k, path, seq) in enumerate(self.events) if k == "write"}
+        bad = []
+        for i, (kind, _, seq) in enumerate(self.events):
+            if kind != "ack":
+                continue
+            wrote, path = where[seq]
+            synced = any(k == "sync" and p == path for k, p, _ in self.events[wrote + 1 : i])
+            if not synced:
+                bad.append(seq)
+        return bad
+
+    def created(self, suffix: str) -> list[tuple[int, str]]:
+        return [
+            (i, p) for i, (k, p, _) in enumerate(self.events) if k == "open" and p.endswith(suffix)
+        ]
+
+    def synced_after(self, index: int, path: str) -> bool:
+        return any(k == "sync" and p == path for k, p, _ in self.events[index + 1 :])
+
+
+def fill_acked(spool: Spool, disk: DiskLog, count: int, size: int = 300) -> None:
+    for i in range(count):
+        disk.ack(spool.append("event", {"event_id": f"t{i}"}, {"spot_pic": b"x" * size}))
+
+
+def test_fsync_group_commit_across_rolls_never_answers_before_its_segment_is_synced(
+    tmp_path, monkeypatch
+):
+    disk = DiskLog(monkeypatch, fsync_delay=0.003)
+    spool = Spool(tmp_path, fsync=True, segment_bytes=1000)
+    threads = [threading.Thread(target=fill_acked, args=(spool, disk, 25)) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert spool.last_seq == 150
+    assert len(spool.segments()) > 20, "the test must cross many segment rolls"
+    assert disk.unsynced_acks() == []
+    spool.close()
+    assert [r.seq for r in read_all(Spool(tmp_path))] == list(range(1, 151))
+
+
+def test_fsync_new_segments_and_cursors_sync_their_folder(tmp_path, monkeypatch):
+    disk = DiskLog(monkeypatch)
+    spool = Spool(tmp_path, fsync=True, segment_bytes=1000)
+    spool.cursor("plugin")
+    fill_acked(spool, disk, 12)
+    segments_dir = str((tmp_path / "segments").resolve())
+    created = disk.created(".seg")
+    assert len(created) >= 3
+    for index, _ in created:
+        assert disk.synced_after(index, segments_dir), "a new segment's name was not synced"
+    ((index, _),) = disk.created(".cur")
+    assert disk.synced_after(index, str((tmp_path / "cursors").resolve()))
+
+
+def test_failed_fsync_is_an_error_for_every_writer_it_covered(tmp_path, monkeypatch):
+    spool = Spool(tmp_path, fsync=True)
+    real_fsync = os.fsync
+    broken = threading.Event()
+    broken.set()
+    calls = []
+
+    def fsync(fd):
+        calls.append(fd)
+        if broken.is_set():
+            if len(calls) == 1:
+                # Hold the first sync until two more writers queue behind it.
+                deadline = time.monotonic() + 10
+                while spool.last_seq < 3 and time.monotonic() < deadline:
+                    time.sleep(0.005)
+            raise OSError(errno.EIO, "Input/output error")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    outcomes: list[object] = []
+
+    def write(n: int) -> None:
+        try:
+            outcomes.append(spool.append("event", {"event_id": f"f{n}"}, {}))
+        except SpoolFull as err:
+            outcomes.append(err)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+        time.sleep(0.05)
+    for t in threads:
+        t.join(20)
+    assert len(outcomes) == 3
+    answered = [o for o in outcomes if not isinstance(o, SpoolFull)]
+    assert answered == [], f"records {answered} were answered as durable after a failed fsync"
+    assert all("fsync" in str(o) for o in outcomes)
+    broken.clear()  # the disk is back: the next write is durable again
+    assert spool.append("event", {"event_id": "ok"}, {}) == 4
+
+
+# ---- recovery keeps seqs above every persisted cursor -----------------------------------
+
+
+def test_seqs_continue_above_a_cursor_persisted_ahead_of_a_cut_tail(tmp_path, caplog):
+    spool = Spool(tmp_path)
+    ahead, behind = spool.cursor("ahead"), spool.cursor("behind")
+    fill(spool, 10)
+    ahead.commit(10)
+    behind.commit(5)
+    segment = spool.segments()[-1][1]
+    spool.close()
+    # Power loss with fsync off: the cursor reached the disk, the last records did not.
+    keep = sum(HEADER.size + length for length in frame_lengths(segment)[:6])
+    os.truncate(segment, keep)
+    caplog.set_level(logging.WARNING)
+    again = Spool(tmp_path)
+    assert again.last_seq >= 10
+    assert "7..10" in caplog.text
+    new_seq = again.append("event", {"event_id": "new"}, {})
+    assert new_seq == 11
+    ahead_reader = again.reader(again.cursor("ahead").value)
+    assert ahead_reader.next(timeout=0).meta["event_id"] == "new"
+    behind_reader = again.reader(again.cursor("behind").value)
+    assert [behind_reader.next(timeout=0).seq for _ in range(2)] == [6, 11]
+    assert behind_reader.next(timeout=0) is None
+
+
+def frame_lengths(segment) -> list[int]:
+    data, offset, lengths = segment.read_bytes(), 0, []
+    while offset + HEADER.size <= len(data):
+        length = HEADER.unpack_from(data, offset)[1]
+        lengths.append(length)
+        offset += HEADER.size + length
+    return lengths
+
+
+# ---- shutdown while a plugin is still busy ------------------------------------------------
+
+
+class Stuck:
+    """A plugin whose delivery outlives the shutdown wait (an MQTT publish can take 10 s)."""
+
+    def __init__(self):
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.seen: list[str] = []
+
+    @hookimpl
+    def handle_event(self, event):
+        self.seen.append(event.identity_id)
+        self.entered.set()
+        self.release.wait(20)
+
+
+def test_worker_finishing_after_close_never_writes_a_closed_or_reused_fd(tmp_path):
+    from sophonfog_bridge.samples import event_payload
+    from sophonfog_bridge.wire import parse_event
+
+    plugin = Stuck()
+    host = build_host({"stuck": plugin}, entry_points=False)
+    spool = Spool(tmp_path)
+    dispatcher = Dispatcher(host, spool, bridge=None, metrics=_NoMetrics())
+    meta, blobs = parse_event(event_payload("v2r2", identity_id="slow")).to_parts()
+    dispatcher.start()
+    seq = spool.append("event", meta, blobs)
+    assert plugin.entered.wait(10)
+    dispatcher.stop(timeout=0.2)
+    spool.close()
+    # The fd numbers the spool held are free now; a file opened next reuses them.
+    bystanders = [tmp_path / f"bystander{n}" for n in range(8)]
+    handles = [open(path, "wb+") for path in bystanders]  # noqa: SIM115
+    plugin.release.set()
+    dispatcher.workers["stuck"].join(10)
+    assert not dispatcher.workers["stuck"].is_alive()
+    for handle, path in zip(handles, bystanders, strict=True):
+        handle.close()
+        assert path.read_bytes() == b"", f"the worker wrote its cursor into {path.name}"
+    # The record was not claimed as done: it is still due after a restart.
+    again = Spool(tmp_path)
+    assert again.cursor("stuck").value == seq - 1
+
+
+class _NoMetrics:
+    def plugin_delivery(self, plugin):
+        pass
+
+    def plugin_failure(self, plugin):
+        pass
+
+    def plugin_retry(self, plugin):
+        pass
+
+
+# ---- one owner, corrupt records ------------------------------------------------------------
+
+
+def test_a_second_spool_on_the_folder_is_refused_naming_the_owner(tmp_path):
+    spool = Spool(tmp_path)
+    with pytest.raises(SpoolLocked, match=f"{tmp_path}.*pid {os.getpid()}"):
+        Spool(tmp_path)
+    spool.close()
+    Spool(tmp_path).close()  # free again once the owner closed it
+
+
+def flip(spool: Spool, seq: int) -> None:
+    for _, segment in spool.segments():
+        data, offset = bytearray(segment.read_bytes()), 0
+        while offset + HEADER.size <= len(data):
+            length, frame_seq = (
+                HEADER.unpack_from(data, offset)[1],
+                HEADER.unpack_from(data, offset)[3],
+            )
+            if frame_seq == seq:
+                data[offset + HEADER.size + length // 2] ^= 0xFF
+                segment.write_bytes(bytes(data))
+                return
+            offset += HEADER.size + length
+    raise AssertionError(f"no record {seq}")
+
+
+def test_corrupt_record_mid_segment_is_skipped_counted_and_the_rest_kept(tmp_path, caplog):
+    spool = Spool(tmp_path)
+    fill(spool, 10)
+    flip(spool, 4)
+    crash(spool)
+    again = Spool(tmp_path)
+    assert again.last_seq == 10
+    assert again.corrupt_records == 1
+    assert "4..4" in caplog.text
+    assert [r.seq for r in read_all(again)] == [1, 2, 3, 5, 6, 7, 8, 9, 10]
+    assert again.corrupt_records == 1, "the same bad frame is counted once"
+    assert again.append("event", {"event_id": "next"}, {}) == 11
+
+
+def test_reader_skips_a_corrupt_record_in_an_older_segment_without_spinning(tmp_path):
+    spool = Spool(tmp_path, segment_bytes=1000)
+    fill(spool, 30, size=200)
+    assert spool.segments()[0][0] == 1 and len(spool.segments()) > 5
+    flip(spool, 2)
+    crash(spool)
+    again = Spool(tmp_path, segment_bytes=1000)
+    reader = again.reader(0)
+    got = []
+    while (record := reader.next(timeout=0)) is not None:
+        got.append(record.seq)
+    assert got == [1, *range(3, 31)]
+    assert again.corrupt_records == 1
+    # Another plugin's reader crosses the same spot: still counted once.
+    assert [r.seq for r in read_all(again)] == got
+    assert again.corrupt_records == 1

@@ -262,3 +262,44 @@ def test_thumbnail_of_a_decompression_bomb_is_refused_not_built():
     Image.new("RGB", (640, 480), "red").save(ok, "JPEG")
     small = Image.open(io.BytesIO(thumbnail(ok.getvalue(), 160)))
     assert max(small.size) <= 160
+
+
+NAMES = ["Ada Lovelace", "Maximilian Alexander von Humboldt-Wittgenstein", "小明"]
+
+
+@pytest.mark.parametrize("width", [400, 1280], ids=["phone", "desktop"])
+def test_page_fits_the_screen_with_readable_names(bridge_factory, browser, tmp_path, width):
+    bridge = status_bridge(bridge_factory)
+    assert bridge.post("/DeviceStatus", samples.status_payload(devices=2)).status_code == 200
+    ids = [post_event(bridge, name, str(40000 + i)) for i, name in enumerate(NAMES)]
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    try:
+        page = context.new_page()
+        page.goto(bridge.url + "/")
+        for event_id in ids:
+            page.locator(f'[data-event-id="{event_id}"]').wait_for(timeout=10_000)
+        page.locator("#plugins .badge").first.wait_for(timeout=10_000)
+        page.screenshot(path=str(tmp_path / f"status-{width}.png"), full_page=True)
+
+        overflow = page.evaluate("[document.scrollingElement.scrollWidth, window.innerWidth]")
+        assert overflow[0] <= overflow[1], f"page scrolls sideways at {width} px: {overflow}"
+        # A name wraps at most once: its box is one or two lines high, never a column of
+        # single characters.
+        for box in page.locator("#events .name").all():
+            lines = box.evaluate(
+                "e => e.getBoundingClientRect().height / parseFloat(getComputedStyle(e).lineHeight)"
+            )
+            assert lines <= 2.1, f"{box.inner_text()!r} takes {lines:.1f} lines at {width} px"
+        # Every plugin's state badge is entirely on screen and not cut off. One evaluate for
+        # all of them: the page rebuilds the plugin table at every refresh.
+        badges = page.evaluate(
+            """[...document.querySelectorAll("#plugins .badge")].map(e => {
+                 const r = e.getBoundingClientRect();
+                 return [e.textContent, r.width > 0 && r.left >= 0 && r.right <= innerWidth
+                                        && e.scrollWidth <= e.clientWidth + 1]; })"""
+        )
+        assert len(badges) >= 4
+        cut = [text for text, fits in badges if not fits]
+        assert not cut, f"plugin states cut off at {width} px: {cut}"
+    finally:
+        context.close()

@@ -11,7 +11,6 @@ docs/snapshots.md.
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import logging
 import os
@@ -66,6 +65,7 @@ class SnapshotsPlugin:
             # Not fatal: deliveries wait (RetryLater) until the folder can be written.
             log.warning("snapshots: cannot create %s: %s", self.root, err.strerror)
         self.fonts = FontSource(config["font"]) if config["annotate"] else None
+        self.decode_side = _decode_side(config)
         policy = Policy(config["retention_days"], int(config["max_total_mb"] * 1_000_000))
         if policy.retention_days or policy.max_total_bytes:
             self.cleaner = Cleaner(self.root, policy, config["cleanup_interval_s"])
@@ -126,12 +126,12 @@ class SnapshotsPlugin:
         ids = {event.device, event.ep_id, event.device_ip}
         return not devices or any(d in ids for d in devices)
 
-    def _decoded(self, event: Event, field: str) -> images.Decoded | None:
+    def _decoded(self, event: Event, field: str, max_side: int | None) -> images.Decoded | None:
         data = getattr(event, field)
         if data is None:
             return None
         try:
-            return images.decode(data, self.max_pixels)
+            return images.decode(data, self.max_pixels, max_side)
         except images.BadImage as err:
             # The event's other photos and every other plugin's delivery go on.
             self.counts["skipped_images"] += 1
@@ -155,19 +155,16 @@ class SnapshotsPlugin:
 
         if event.completes and event.spot_pic is not None and self.config["save_face"]:
             _keep_face_crop(root, stem)
-        # The scene is the photo of the event; the V6 record sends only the face.
-        scene = self._decoded(event, "spot_pic")
-        face = self._decoded(event, "face_pic")
+        # The scene is the photo of the event; the V6 record sends only the face. Derived
+        # copies need only so many pixels: decoding no more is most of their cost.
+        scene = self._decoded(event, "spot_pic", self.decode_side)
+        face = self._decoded(event, "face_pic", self.decode_side)
         main, main_field = (scene, "spot_pic") if scene else (face, "face_pic")
         if event.completes and scene is None:
             # The first copy's main photo stays; a face this copy adds is only `_face`.
             main, main_field = None, "spot_pic"
         if main is not None:
             original = write(main.suffix, getattr(event, main_field))
-            if self.fonts is not None:
-                text = images.caption(event, local, display_name(event))
-                rect_event = event if main_field == "spot_pic" else _without_rect(event)
-                write("_annotated.jpg", images.annotate(main.image, rect_event, text, self.fonts))
             if self.config["thumbnail_px"]:
                 write("_thumb.jpg", images.thumbnail(main.image, self.config["thumbnail_px"]))
             self._update_latest(event, original, main.suffix, mtime)
@@ -175,20 +172,30 @@ class SnapshotsPlugin:
             if face is not None:
                 write("_face" + face.suffix, event.face_pic)
             elif scene is not None and event.face_rect is not None and not _face_file(root, stem):
-                crop = images.face_crop(scene.image, event.face_rect)
+                # Rare (boxes send their own crop): a cut-out keeps the scene's full detail.
+                full = scene if scene.scale == 1.0 else self._decoded(event, "spot_pic", None)
+                crop = images.face_crop(full.image, event.face_rect) if full else None
                 if crop is not None:
                     write("_face.jpg", crop)
+        if main is not None and self.fonts is not None:
+            # Last: the caption is drawn on the decoded photo itself, sparing a copy.
+            text = images.caption(event, local, display_name(event))
+            rect = main.rect(event.face_rect) if main_field == "spot_pic" else None
+            write("_annotated.jpg", images.annotate(main.image, rect, text, self.fonts))
         for wanted, field, suffix in (
             (self.config["save_registered"], "reg_pic", "_registered"),
             (self.config["save_ir"], "ir_pic", "_ir"),
         ):
-            extra = self._decoded(event, field) if wanted else None
+            # Only checked, never drawn on: the smallest decode is enough.
+            extra = self._decoded(event, field, 1) if wanted else None
             if extra is not None:
                 write(suffix + extra.suffix, getattr(event, field))
                 extra.image.close()
         for decoded in (scene, face):
             if decoded is not None:
                 decoded.image.close()
+        if self.cleaner is not None:
+            self.cleaner.written(written)
         self.counts["events"] += 1
         self.counts["files"] += len(written)
         if written:
@@ -225,5 +232,10 @@ def _keep_face_crop(root: Path, stem: Path) -> None:
             return
 
 
-def _without_rect(event: Event) -> Event:
-    return dataclasses.replace(event, face_rect=None)
+def _decode_side(config: dict[str, Any]) -> int | None:
+    """The longest side the derived copies need: None for the photo's own size, 1 for the
+    smallest decode (the photo is only checked)."""
+    if config["annotate"] and not config["annotate_max_px"]:
+        return None
+    wanted = [config["thumbnail_px"], config["annotate_max_px"] if config["annotate"] else 0]
+    return max(1, *wanted)

@@ -34,6 +34,11 @@ CONFIG_SCHEMA = vol.Schema(
         vol.Optional("save_face", default=False): bool,
         vol.Optional("save_ir", default=False): bool,
         vol.Optional("annotate", default=True): bool,
+        # The annotated copy's longest side at most (a JPEG is decoded at 1/2..1/8 of its
+        # size when that is enough: a fraction of the CPU); 0 keeps the photo's own size.
+        vol.Optional("annotate_max_px", default=960): vol.All(
+            vol.Coerce(int), vol.Any(0, vol.Range(min=160, max=8192))
+        ),
         # 0 switches thumbnails off; otherwise the longest side in pixels.
         vol.Optional("thumbnail_px", default=0): vol.All(
             vol.Coerce(int), vol.Any(0, vol.Range(min=16, max=4096))

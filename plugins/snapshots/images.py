@@ -8,7 +8,9 @@ decompressed.
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import math
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -37,14 +39,28 @@ class ImageBomb(BadImage):
 class Decoded:
     image: Image.Image
     format: str
+    # Decoded pixels per pixel of the photo as sent: 1, or 1/2 .. 1/8 for a reduced JPEG.
+    scale: float = 1.0
 
     @property
     def suffix(self) -> str:
         return FORMATS[self.format][2]
 
+    def rect(self, rect: FaceRect | None) -> FaceRect | None:
+        """A face box in the photo's pixels, in the decoded image's pixels."""
+        if rect is None or self.scale == 1.0:
+            return rect
+        return FaceRect(*(round(v * self.scale) for v in dataclasses.astuple(rect)))
 
-def decode(data: bytes, max_pixels: int) -> Decoded:
-    """Fully decode `data` (JPEG or PNG) or raise BadImage / ImageBomb."""
+
+def decode(data: bytes, max_pixels: int, max_side: int | None = None) -> Decoded:
+    """Decode `data` (JPEG or PNG) or raise BadImage / ImageBomb.
+
+    With `max_side`, a JPEG is decoded at the smallest DCT scale (1/2 .. 1/8) that keeps
+    its longest side at least that long: every entropy-coded block is still decoded, so
+    a truncated or corrupt photo is caught as by a full decode, for a fraction of the
+    time (a 1080p scene: ~12 ms in full, ~3 ms at 1/8, measured here).
+    """
     name = next((n for n, spec in FORMATS.items() if data.startswith(spec[0])), None)
     if name is None:
         raise BadImage("neither JPEG nor PNG")
@@ -60,19 +76,27 @@ def decode(data: bytes, max_pixels: int) -> Decoded:
             f"{name} of {width}x{height} = {width * height / 1e6:.0f} megapixels "
             f"is over the limit of {max_pixels / 1e6:g} (decompression bomb?)"
         )
+    if max_side and name == "JPEG":
+        ratio = max_side / max(width, height)
+        image.draft("RGB", (math.ceil(width * ratio), math.ceil(height * ratio)))
     try:
         image.load()
     except Exception as err:
         image.close()
         raise BadImage(f"corrupt {name}: {err}") from None
-    return Decoded(image, name)
+    return Decoded(image, name, image.width / width)
 
 
 def encode_jpeg(image: Image.Image, quality: int = 88) -> bytes:
     out = io.BytesIO()
     # No `optimize`: a second Huffman pass saves ~5 % of bytes and doubles encode time.
-    image.convert("RGB").save(out, "JPEG", quality=quality)
+    _rgb(image).save(out, "JPEG", quality=quality)
     return out.getvalue()
+
+
+def _rgb(image: Image.Image) -> Image.Image:
+    # convert() copies even when the mode is already right: a megabyte per 1080p copy.
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def thumbnail(image: Image.Image, size_px: int) -> bytes:
@@ -120,13 +144,16 @@ def _one_line(text: str) -> str:
     return " ".join(text.splitlines())
 
 
-def annotate(image: Image.Image, event: Event, text: tuple[str, str], fonts: FontSource) -> bytes:
-    """A copy with the face box and a caption band along the bottom (one or two lines)."""
-    canvas = image.convert("RGB")
+def annotate(
+    image: Image.Image, rect: FaceRect | None, text: tuple[str, str], fonts: FontSource
+) -> bytes:
+    """The face box and a caption band along the bottom (one or two lines), drawn on
+    `image` itself when it is RGB: the caller's last use of it."""
+    canvas = _rgb(image)
     draw = ImageDraw.Draw(canvas, "RGBA")
     line = max(2, round(min(canvas.size) / 160))
-    if event.face_rect is not None:
-        box = clamp_rect(event.face_rect, canvas.size)
+    if rect is not None:
+        box = clamp_rect(rect, canvas.size)
         if box is not None:
             draw.rectangle(box, outline=BOX_COLOUR, width=line)
     font_px = max(12, min(48, canvas.height // 18))

@@ -1,4 +1,11 @@
-"""Removing old photos by age and by total size, in a thread of its own.
+"""Removing old photos by age and by total size.
+
+The size bound holds at every moment, not only after a pass: the cleaner keeps a running
+total of the photos (`Ledger`), the plugin reports each event's files as it writes them,
+and once the total passes `max_total_mb` the oldest go at once, so the folder never holds
+more than the bound plus the one event being written. A full pass in a thread of its own
+(at start and every `cleanup_interval_s`) does age-based retention and corrects drift
+(files a person removed or added).
 
 Only photos in the dated folders (`YYYY-MM-DD/...`) are ever removed, plus temporary
 files a crash left behind; `latest*` files and anything a person put there stay.
@@ -6,6 +13,7 @@ files a crash left behind; `latest*` files and anything a person put there stay.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import logging
 import os
@@ -69,8 +77,14 @@ def _photos(root: Path) -> list[_Photo]:
 
 def clean(root: Path, policy: Policy, now: float | None = None) -> tuple[int, int, int]:
     """One pass: returns (files removed, bytes freed, bytes left)."""
+    removed, freed, keep = _pass(root, policy, now)
+    return removed, freed, sum(p.size for p in keep)
+
+
+def _pass(root: Path, policy: Policy, now: float | None = None) -> tuple[int, int, list[_Photo]]:
+    """One pass: (files removed, bytes freed, the photos kept, oldest first)."""
     if not root.is_dir():
-        return 0, 0, 0
+        return 0, 0, []
     now = time.time() if now is None else now
     photos = sorted(_photos(root), key=lambda p: p.mtime)
     cutoff = now - policy.retention_days * 86400 if policy.retention_days else None
@@ -95,7 +109,18 @@ def clean(root: Path, policy: Policy, now: float | None = None) -> tuple[int, in
         removed += 1
         freed += photo.size
     _remove_empty_folders(root)
-    return removed, freed, total
+    return removed, freed, keep
+
+
+def _remove_empty_parents(path: Path, root: Path) -> None:
+    """The photo's device and day folders, if it was their last file."""
+    folder = path.parent
+    while folder != root and root in folder.parents:
+        try:
+            os.rmdir(folder)  # only succeeds when empty
+        except OSError:
+            return
+        folder = folder.parent
 
 
 def _remove_empty_folders(root: Path) -> None:
@@ -107,15 +132,61 @@ def _remove_empty_folders(root: Path) -> None:
                 os.rmdir(folder)  # only succeeds when empty
 
 
+class Ledger:
+    """The photos on disk by age and their total size, between two full passes."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self._photos: dict[Path, _Photo] = {}
+        self._order: list[tuple[float, str]] = []  # (mtime, path), oldest first
+
+    def reset(self, photos: list[_Photo]) -> None:
+        self._photos = {p.path: p for p in photos}
+        self._order = sorted((p.mtime, str(p.path)) for p in photos)
+        self.total = sum(p.size for p in photos)
+
+    def add(self, path: Path) -> None:
+        try:
+            info = path.lstat()
+        except FileNotFoundError:
+            return
+        self._drop(path)  # a photo written again (an event delivered twice) counts once
+        photo = _Photo(path, info.st_size, info.st_mtime)
+        self._photos[path] = photo
+        bisect.insort(self._order, (photo.mtime, str(path)))
+        self.total += photo.size
+
+    def pop_oldest(self) -> _Photo | None:
+        if not self._order:
+            return None
+        _mtime, name = self._order.pop(0)
+        photo = self._photos.pop(Path(name))
+        self.total -= photo.size
+        return photo
+
+    def _drop(self, path: Path) -> None:
+        old = self._photos.pop(path, None)
+        if old is not None:
+            index = bisect.bisect_left(self._order, (old.mtime, str(path)))
+            del self._order[index]
+            self.total -= old.size
+
+
 class Cleaner(threading.Thread):
-    """Runs `clean` at start and every `interval_s`, or sooner when `wake()` is called."""
+    """Runs a full pass at start and every `interval_s` (or on `wake()`), and holds the
+    size bound between passes from the photos reported to `written`."""
 
     def __init__(self, root: Path, policy: Policy, interval_s: float):
         super().__init__(name="snapshots-cleanup", daemon=True)
-        self.root = root
+        # Resolved like the paths the plugin writes, so the ledger sees one name per file.
+        self.root = root.resolve()
         self.policy = policy
         self.interval_s = interval_s
         self.stats = CleanupStats()
+        self.ledger = Ledger()
+        # The pass and `written` (the delivery thread) never interleave: the ledger
+        # reset by a pass would otherwise forget a photo written during its walk.
+        self._lock = threading.Lock()
         self._wake = threading.Event()
         self._halt = threading.Event()
 
@@ -132,9 +203,34 @@ class Cleaner(threading.Thread):
             self._wake.wait(self.interval_s)
             self._wake.clear()
 
+    def written(self, paths: list[Path]) -> None:
+        """Count one event's new photos; past the size bound, remove the oldest now."""
+        bound = self.policy.max_total_bytes
+        with self._lock:
+            for path in paths:
+                self.ledger.add(path)
+            removed = freed = 0
+            while bound and self.ledger.total > bound:
+                photo = self.ledger.pop_oldest()
+                if photo is None:
+                    break
+                with contextlib.suppress(FileNotFoundError):
+                    photo.path.unlink()
+                    removed += 1
+                    freed += photo.size
+                    _remove_empty_parents(photo.path, self.root)
+            self.stats.removed += removed
+            self.stats.freed_bytes += freed
+            self.stats.total_bytes = self.ledger.total
+        if removed:
+            log.debug("snapshots: over %d bytes: removed %d oldest photos", bound, removed)
+
     def run_once(self) -> None:
         try:
-            removed, freed, total = clean(self.root, self.policy)
+            with self._lock:
+                removed, freed, kept = _pass(self.root, self.policy)
+                self.ledger.reset(kept)
+                total = self.ledger.total
         except OSError as err:
             if self.stats.last_error != str(err):
                 log.warning("snapshots: cleanup of %s failed: %s", self.root, err)

@@ -29,7 +29,9 @@ header h1 { font-size:18px; margin:0 8px 0 0; }
 .stat { color:var(--muted); } .stat b { color:var(--ink); }
 main { display:grid; grid-template-columns: minmax(0,2fr) minmax(280px,1fr); gap:16px;
   padding:16px 20px; }
-@media (max-width: 900px) { main { grid-template-columns: 1fr; } }
+/* Below this the events table no longer fits beside the side column. */
+@media (max-width: 1180px) { main { grid-template-columns: minmax(0,1fr); } }
+.scroll { overflow-x:auto; }
 section { background:var(--card); border:1px solid var(--line); border-radius:8px;
   padding:12px 14px; margin-bottom:16px; }
 h2 { font-size:15px; margin:0 0 10px; }
@@ -42,8 +44,12 @@ th { color:var(--muted); font-weight:500; border-top:none; font-size:12px; }
 .thumbs img { width:56px; height:56px; object-fit:cover; border-radius:4px; margin-right:4px;
   background:var(--line); }
 .thumbs img.scene { width:84px; }
-.name { font-weight:600; word-break:break-word; }
-.sub { color:var(--muted); font-size:12px; overflow-wrap:anywhere; }
+/* break-word, not anywhere: a name breaks inside a word only when the word alone is wider
+   than its box, and tables never squeeze a name column down to one character. */
+.name { font-weight:600; overflow-wrap:break-word; }
+.sub { color:var(--muted); font-size:12px; overflow-wrap:break-word; }
+.id { overflow-wrap:break-word; }  /* long ids break after their separators (<wbr>) */
+@media (min-width: 761px) { .events td.who { min-width:16em; } }
 .badge { display:inline-block; padding:1px 8px; border-radius:10px; font-size:12px;
   border:1px solid currentColor; white-space:nowrap; }
 .ok, .open, .online, .employee, .vip { color:var(--ok); }
@@ -55,6 +61,31 @@ th { color:var(--muted); font-weight:500; border-top:none; font-size:12px; }
 .dot.offline { background:var(--bad); }
 .empty { color:var(--muted); font-style:italic; }
 #conn.bad { font-weight:600; }
+/* Phones: one card per event (photos left, facts right), device rows wrap. */
+@media (max-width: 760px) {
+  header { padding:10px 12px; gap:6px 14px; }
+  main { padding:10px 8px; gap:10px; }
+  section { padding:10px; margin-bottom:10px; }
+  .events thead { display:none; }
+  .events, .events tbody { display:block; }
+  .events tr { display:grid; grid-template-columns: auto minmax(0,1fr) auto;
+    grid-template-areas: "thumbs who who" "thumbs type score" "thumbs device device"
+      "thumbs door time";
+    gap:3px 10px; align-items:start; padding:10px 0; border-top:1px solid var(--line); }
+  .events tr:first-child { border-top:none; }
+  .events td { display:block; border:none; padding:0; min-width:0; }
+  .events td.thumbs { grid-area:thumbs; display:flex; flex-direction:column; gap:4px; }
+  .events td.thumbs img { width:64px; height:64px; margin:0; }
+  .events td.thumbs img.scene { width:64px; height:48px; }
+  .events td.who { grid-area:who; } .events td.type { grid-area:type; }
+  .events td.score { grid-area:score; text-align:right; }
+  .events td.device { grid-area:device; } .events td.door { grid-area:door; }
+  .events td.time { grid-area:time; text-align:right; }
+  .devices tr { display:flex; flex-wrap:wrap; align-items:center; gap:2px 10px;
+    padding:6px 0; border-top:1px solid var(--line); }
+  .devices td { border:none; padding:0; min-width:0; }
+  .plugins th, .plugins td { padding:6px 4px; }
+}
 </style>
 </head>
 <body>
@@ -71,22 +102,22 @@ th { color:var(--muted); font-weight:500; border-top:none; font-size:12px; }
   <div>
     <section>
       <h2>Last events</h2>
-      <table>
+      <div class="scroll"><table class="events">
         <thead><tr><th>photos</th><th>who</th><th>type</th><th>device</th><th>score</th>
           <th>time</th><th>door</th></tr></thead>
         <tbody id="events"></tbody>
-      </table>
+      </table></div>
       <p id="no-events" class="empty">No events since the bridge started.</p>
     </section>
   </div>
   <div>
     <section>
       <h2>Plugins</h2>
-      <table>
+      <div class="scroll"><table class="plugins">
         <thead><tr><th>plugin</th><th>state</th><th>backlog</th><th>done</th><th>failed</th>
           </tr></thead>
         <tbody id="plugins"></tbody>
-      </table>
+      </table></div>
     </section>
     <section>
       <h2>Boxes and devices</h2>
@@ -111,9 +142,19 @@ function el(tag, cls, text) {
 }
 function cell(row, ...children) {
   const td = el("td");
+  if (typeof children[0] === "string") td.className = children.shift();
   for (const c of children) if (c) td.appendChild(c);
   row.appendChild(td);
   return td;
+}
+// A device id such as AKOPKKKKK__192.168.1.101 may break after `_ . : - /` only.
+function idText(cls, id) {
+  const node = el("div", cls);
+  for (const part of String(id).split(/(?<=[_.:/-])(?![_.:/-])/)) {
+    node.appendChild(document.createTextNode(part));
+    node.appendChild(el("wbr"));
+  }
+  return node;
 }
 function badge(text, cls) { return el("span", "badge " + (cls || text), text); }
 function when(iso) {
@@ -141,8 +182,7 @@ function renderEvents(events) {
   for (const e of events) {
     const row = el("tr");
     row.dataset.eventId = e.event_id;
-    const thumbs = cell(row);
-    thumbs.className = "thumbs";
+    const thumbs = cell(row, "thumbs");
     for (const which of ["face", "scene"]) {
       if (!e.images.includes(which)) continue;
       const img = el("img", which);
@@ -151,15 +191,15 @@ function renderEvents(events) {
       img.src = imageUrl(e.event_id, which);
       thumbs.appendChild(img);
     }
-    const who = cell(row, el("div", "name", e.identity_name || "(no name)"),
+    cell(row, "who", el("div", "name", e.identity_name || "(no name)"),
       el("div", "sub", e.identity_id + (e.group_name ? " · " + e.group_name : "")));
-    who.className = "who";
-    cell(row, badge(e.person_type), e.kind === "history" ? el("div", "sub", "history") : null);
-    cell(row, el("div", null, e.device), el("div", "sub", e.device_type));
-    cell(row, el("span", "nowrap", (e.score * 100).toFixed(1) + " %"));
-    cell(row, el("span", "sub nowrap", when(e.timestamp)));
+    cell(row, "type", badge(e.person_type),
+      e.kind === "history" ? el("div", "sub", "history") : null);
+    cell(row, "device", idText("id", e.device), el("div", "sub", e.device_type));
+    cell(row, "score", el("span", "nowrap", (e.score * 100).toFixed(1) + " %"));
+    cell(row, "time", el("span", "sub nowrap", when(e.timestamp)));
     const door = e.door;
-    cell(row, door ? badge(door.decision) : el("span", "sub", "—"),
+    cell(row, "door", door ? badge(door.decision) : el("span", "sub", "—"),
       door ? el("div", "sub", door.door + ": " + door.reason) : null);
     body.appendChild(row);
   }
@@ -200,14 +240,14 @@ function renderBoxes(boxes) {
     if (b.uptime_s != null) facts.push("up " + Math.round(b.uptime_s / 3600) + " h");
     if (b.seen_at) facts.push("heartbeat " + when(b.seen_at));
     if (facts.length) root.appendChild(el("div", "sub", facts.join(" · ")));
-    const list = el("table");
+    const list = el("table", "devices");
     for (const d of b.devices) {
       const row = el("tr");
       row.dataset.device = d.device;
       const state = d.online === null ? "unknown" : d.online ? "online" : "offline";
       const who = cell(row, el("span", "dot " + state));
       who.appendChild(document.createTextNode(d.name || d.device));
-      if (d.name) who.appendChild(el("div", "sub", d.device));
+      if (d.name) who.appendChild(idText("sub id", d.device));
       cell(row, el("span", "sub", [d.device_type, d.location].filter(Boolean).join(" · ")));
       cell(row, badge(state));
       list.appendChild(row);

@@ -1,0 +1,166 @@
+"""CPU per event: the bridge (core, each plugin alone, all together) against the stock receiver.
+
+python benchmarks/cpu.py                   full run (~4 min), prints the table
+python benchmarks/cpu.py --smoke           a tiny run that only proves the harness works
+python benchmarks/cpu.py --only all,core   just these bridge set-ups
+
+One connection posts realistic V2R2 events at a steady pace, as a box does; the figure is
+the server process's user + system CPU time from the first POST until every plugin's
+backlog is 0, divided by the events posted. The stock receiver (the vendor's Flask
+development server, which only parses and answers) runs in the same run, so the ratio
+is what to read: absolute figures move with the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import load, parts
+from benchmarks.run import bridge_config
+from sophonfog_bridge.samples import jpeg
+
+TICK_S = 1 / os.sysconf("SC_CLK_TCK")
+BUNDLED = ("mqtt", "snapshots", "syslog", "door_relay", "status")
+
+
+@dataclass(frozen=True)
+class Scene:
+    name: str
+    width: int
+    height: int
+    quality: int
+
+
+SCENES = (Scene("1080p", 1920, 1080, 65), Scene("640x480", 640, 480, 85))
+
+
+@dataclass
+class Plan:
+    rate: float = 40.0
+    events: int = 240
+    setups: tuple[str, ...] = ("core", *BUNDLED, "all")
+
+    @classmethod
+    def smoke(cls) -> Plan:
+        return cls(rate=40.0, events=20, setups=("core", "all"))
+
+
+def cpu_s(pid: int) -> float:
+    """User + system time of a process so far, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) * TICK_S
+
+
+def setup_config(work: Path, setup: str, broker, relay, sink) -> dict:
+    """`core`: every plugin off; a plugin's name: it alone; `all`: every bundled plugin."""
+    config = bridge_config(work, broker, relay, sink)
+    for name in BUNDLED:
+        if setup not in ("all", name):
+            config["plugins"][name] = {"enabled": False}
+    return config
+
+
+def per_event(server: parts.Process, bodies: load.Bodies, plan: Plan, drained) -> float:
+    """CPU ms per event for `plan.events` posted at `plan.rate`, until `drained()`."""
+    before = cpu_s(server.proc.pid)
+    sent = load.steady(server_url(server), bodies, plan.rate, plan.events / plan.rate, "cpu")
+    failed = [s for s in sent if s.status != 200]
+    if failed:
+        raise RuntimeError(f"{server.name}: {len(failed)} of {len(sent)} posts failed")
+    parts.wait_until(drained, 300, f"{server.name} to finish every event")
+    return (cpu_s(server.proc.pid) - before) * 1000 / len(sent)
+
+
+def server_url(server: parts.Process) -> str:
+    return getattr(server, "url", f"http://127.0.0.1:{server.port}")
+
+
+def measure(plan: Plan, work: Path) -> dict[str, dict[str, float]]:
+    """{scene: {setup: CPU ms per event}}, the stock receiver as `stock`."""
+    broker = parts.Broker(work).start()
+    relay, sink = parts.Relay(), parts.SyslogSink()
+    figures: dict[str, dict[str, float]] = {}
+    try:
+        for scene in SCENES:
+            bodies = load.Bodies(0, scene=jpeg(scene.width, scene.height, 1, scene.quality))
+            row = figures.setdefault(scene.name, {})
+            stock = parts.target("flask", work, 8)
+            try:
+                row["stock"] = per_event(stock, bodies, plan, lambda: True)
+            finally:
+                stock.stop()
+            for setup in plan.setups:
+                row[setup] = measure_bridge(
+                    work / f"{scene.name}-{setup}", setup, bodies, plan, (broker, relay, sink)
+                )
+                print(f"{scene.name} {setup}: {row[setup]:.1f} ms/event", file=sys.stderr)
+    finally:
+        broker.stop()
+        relay.close()
+        sink.close()
+    return figures
+
+
+def measure_bridge(folder: Path, setup: str, bodies, plan: Plan, real_parts) -> float:
+    bridge = parts.Bridge(folder, setup_config(folder, setup, *real_parts), {})
+    try:
+        if setup in ("mqtt", "all"):
+            parts.wait_until(
+                lambda: bridge.health()["plugins"]["mqtt"].get("announced"), 15, "mqtt online"
+            )
+        # Startup work (imports, discovery) is not the events' cost.
+        time.sleep(0.5)
+        return per_event(bridge, bodies, plan, lambda: bridge.backlog() == 0)
+    finally:
+        bridge.stop()
+
+
+def table(figures: dict[str, dict[str, float]]) -> str:
+    setups = [s for s in next(iter(figures.values())) if s != "stock"]
+    lines = [
+        "| scene photo | stock receiver | " + " | ".join(setups) + " |",
+        "|---|---:|" + "---:|" * len(setups),
+    ]
+    for scene, row in figures.items():
+        cells = [f"{row[s]:.1f} ms ({row[s] / row['stock']:.1f}×)" for s in setups]
+        lines.append(f"| {scene} | {row['stock']:.1f} ms | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny run for the test suite")
+    parser.add_argument("--only", help="comma-separated bridge set-ups (core, a plugin, all)")
+    parser.add_argument("--events", type=int, help="events per measurement")
+    args = parser.parse_args(argv)
+    plan = Plan.smoke() if args.smoke else Plan()
+    if args.only:
+        plan.setups = tuple(args.only.split(","))
+    if args.events:
+        plan.events = args.events
+    work = Path(tempfile.mkdtemp(prefix="sfb-cpu-"))
+    try:
+        figures = measure(plan, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(
+        f"CPU per event, {plan.events} events at {plan.rate:g}/s, one connection; "
+        "in brackets the ratio to the stock receiver"
+    )
+    print(table(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    sys.exit(main())
