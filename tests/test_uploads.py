@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ import requests
 from sophonfog_bridge.plugins.mqtt.topics import slug
 
 from sophonfog_bridge import samples
+from sophonfog_bridge.wire import event_id_for
 
 from .conftest import wait_for
 from .door_relay_helpers import RelayServer
@@ -253,3 +255,64 @@ def test_box_health_becomes_ha_sensors(bridge_factory, tmp_path, mosquitto, vers
     assert [d["online"] for d in state["sub_devices"]] == [True, False]
     online = {f"{box}__192.168.1.101": True, f"{box}__192.168.1.102": False}
     assert state["devices_online"] == online
+
+
+@pytest.mark.parametrize("firmware", ["v5", "v6"])
+def test_the_emulated_boxs_pushes_land_whole(bridge_factory, tmp_path, firmware):
+    """The box emulator's own history upload and status pushes, POSTed by it to the bridge."""
+    from sophonfog_bridge.emulator import EmulatedBox
+
+    config = {
+        "plugins": {
+            "recorder": {"path": str(tmp_path / "recorded.jsonl")},
+            **{n: {"enabled": False} for n in ("mqtt", "door_relay", "snapshots", "syslog")},
+        }
+    }
+    bridge = bridge_factory(config, plugins={"recorder": "tests.recorder:Recorder"})
+    status_url = bridge.url + "/DeviceStatus"
+    with EmulatedBox(firmware, devices=1, push_period=0.05) as box:
+        if firmware == "v6":
+            box.set_config(
+                {
+                    "HISTORY_EVENT_UPLOAD_URL": bridge.url + UPLOAD,
+                    "MEDIA_DEVICE_MONITOR_URL": status_url,
+                }
+            )
+            monitor = (
+                "/sophon/v2/system/setsystemmonitorconfig",
+                {"device_monitor_url": status_url},
+            )
+        else:
+            box.set_config({"HISTORY_UPLOAD_EVENT_URL": bridge.url + UPLOAD})
+            monitor = ("/SophonSystem/api/monitor", {"monitor_address_list": [status_url]})
+        path, body = monitor
+        requests.post(box.system_url + path, json={**body, "report_period": 1}, timeout=5)
+        sent = box.emit("employee", device=0, identity_id="42", name="Tom", score=91.0)
+        wait_for(
+            lambda: [u for u in box.uploads if u["kind"] == "history" and u["ok"]],
+            10,
+            what="the box's history upload accepted",
+        )
+        wait_for(
+            lambda: {u["kind"] for u in box.uploads if u["ok"]} >= {"system_status"},
+            10,
+            what="the box's system push accepted",
+        )
+    wait_for(bridge.drained, 10, what="every record delivered")
+    lines = read_lines(tmp_path / "recorded.jsonl")
+    (event,) = [line for line in lines if line["record"] == "event"]
+    assert event["kind"] == "history" and event["identity_id"] == "42"
+    # The id its live copy gets: from the camera's id, the identity and the time in ms.
+    moment = datetime.fromtimestamp(sent["timestamp_ms"] / 1000, timezone.utc)
+    assert event["event_id"] == event_id_for(f"id:{sent['device_id']}", "42", moment)
+    if firmware == "v6":
+        assert event["device"] == sent["device_id"]
+    assert event["spot_pic"]["len"] == len(sent["images"]["scene"])
+    assert event["face_pic"]["len"] == len(sent["images"]["face"])
+    assert event["face_rect"] == dict(
+        zip(("left", "top", "right", "bottom"), sent["face_box"], strict=True)
+    )
+    assert event["device_name"] and "feature" not in json.dumps(event)
+    statuses = [line for line in lines if line["record"] == "box_status"]
+    health = [s for s in statuses if "health" in s["parts"]]
+    assert health and health[-1]["cpu_usage"] is not None and health[-1]["uptime_s"] is not None
