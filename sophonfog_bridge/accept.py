@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .dedup import Admission, Verdict
+from .event import IMAGE_FIELDS, EventKind
 from .wire import parse_event, parse_status
 
 if TYPE_CHECKING:
@@ -30,6 +32,7 @@ class Outcome:
     recorded: bool = True
     duplicate: bool = False
     dropped: str | None = None
+    completes: bool = False
 
     def answer(self) -> dict[str, Any]:
         """The body the box's documented receiver gives, plus what we did with it."""
@@ -38,6 +41,8 @@ class Outcome:
             body["event_id"] = self.event_id
         if self.duplicate:
             body["duplicate"] = True
+        if self.completes:
+            body["completes"] = True
         if self.dropped:
             body["dropped"] = self.dropped
         return body
@@ -78,19 +83,27 @@ class AcceptPath:
             log.debug("event %s below threshold (%.3f)", event.short_id, event.score)
             return Outcome(event.event_id, recorded=False, dropped="below_threshold")
         recent = self.bridge.recent_ids
-        if not recent.claim(event.event_id):
+        admission = recent.admit(event.event_id, photos_of(event), event.device)
+        if admission.verdict is Verdict.DUPLICATE:
             self.metrics.dropped.labels("duplicate").inc()
             log.info("event %s is a duplicate; not dispatched again", event.short_id)
             return Outcome(event.event_id, recorded=False, duplicate=True)
+        if admission.verdict is Verdict.COMPLETES:
+            event = completion(event, admission)
+            log.info(
+                "event %s: a later copy completes it with %s",
+                event.short_id,
+                ", ".join(sorted(admission.new_photos)),
+            )
         try:
             self.bridge.record(event)
         except BaseException:
-            recent.release(event.event_id)
+            recent.undo(admission)
             raise
         for warning in event.warnings:
             log.warning("event %s: %s", event.short_id, warning)
         self.bridge.devices.observe_event(event)
-        return Outcome(event.event_id)
+        return Outcome(event.event_id, completes=event.completes)
 
     def status(self, payload: Mapping[str, Any], *, transport: str = "http") -> Outcome:
         """Accept one box heartbeat. Raises WireError naming a bad field, SpoolFull."""
@@ -98,6 +111,29 @@ class AcceptPath:
         self.bridge.record(status)
         self.bridge.devices.observe_status(status)
         return Outcome()
+
+
+def photos_of(event: Event) -> frozenset[str]:
+    """The photos a copy carries, by model field name."""
+    return frozenset(name for name in IMAGE_FIELDS if getattr(event, name) is not None)
+
+
+def completion(event: Event, admission: Admission) -> Event:
+    """The record of a copy that adds photos to an event already recorded.
+
+    History (it acts on nothing), the first copy's device (so its photos land beside the
+    first's), and only the photos the first copy lacked: the rest is already known.
+    """
+    dropped = {name: None for name in IMAGE_FIELDS if name not in admission.new_photos}
+    first = admission.first
+    return dataclasses.replace(
+        event,
+        kind=EventKind.HISTORY,
+        completes=True,
+        device=first.device if first is not None and first.device else event.device,
+        encoded_images=tuple(n for n in event.encoded_images if n in admission.new_photos),
+        **dropped,
+    )
 
 
 def _with_source(event: Event, transport: str, context: Mapping[str, Any] | None) -> Event:

@@ -20,7 +20,7 @@ from .config import ConfigError, validate_core, validate_plugin
 from .dedup import RecentIds
 from .devices import KnownDevices
 from .dispatcher import Dispatcher, ReceiverActivity
-from .event import BoxStatus, Event
+from .event import IMAGE_FIELDS, BoxStatus, Event
 from .host import HookResult, PluginError, PluginHost, build_host, strict_mode
 from .metrics import Metrics
 from .spool import Spool
@@ -79,7 +79,8 @@ class Bridge:
         self.spool.on_corrupt = counter.inc
 
     def _rebuild_recent_ids(self) -> None:
-        """Remember event ids accepted before a restart, so a re-sent one stays a duplicate."""
+        """Remember event ids (and their photos) accepted before a restart, so a re-sent
+        copy stays a duplicate and a completing one a completion."""
         window = self.config["spool"]["dedup_window_s"]
         if not window:
             return
@@ -91,7 +92,10 @@ class Bridge:
             if event_id and record.kind == "event" and received:
                 age = _iso_age(received, cutoff)
                 if age is not None:
-                    self.recent_ids.claim(event_id, time.monotonic() - age)
+                    # The photos too: a copy that completes an event stays a completion.
+                    photos = set(record.blobs) & set(IMAGE_FIELDS)
+                    device = str(record.meta.get("device") or "")
+                    self.recent_ids.admit(event_id, photos, device, time.monotonic() - age)
 
     def _rebuild_decision_ids(self) -> None:
         """Remember the decisions already spooled, so a re-announced one stays out."""

@@ -75,6 +75,7 @@ class KnownDevices:
                 "device_ip": event.device_ip,
                 "device_type": event.device_type.value,
                 "box": event.box,
+                "name": event.device_name,
             },
         )
 

@@ -37,7 +37,7 @@ class Recorder:
             "delivery": {"seq": delivery.seq, "live": delivery.live, "attempt": delivery.attempt},
             **model.to_dict(),
         }
-        for name in ("reg_pic", "spot_pic", "face_pic"):
+        for name in ("reg_pic", "spot_pic", "face_pic", "ir_pic"):
             blob = getattr(model, name, None)
             line[name] = None if blob is None else {"len": len(blob), "head": blob[:4].hex()}
         with open(self.path, "a", encoding="utf-8") as handle:

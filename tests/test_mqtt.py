@@ -70,7 +70,7 @@ DEVICE_KEYS = {
 ORIGIN_KEYS = {"name", "sw_version", "support_url"}
 DEVICE_CLASSES = {
     "binary_sensor": {"connectivity", "occupancy", "problem", "presence"},
-    "sensor": {"temperature", "data_size", "timestamp"},
+    "sensor": {"temperature", "data_size", "timestamp", "duration"},
 }
 ENTITY_ID = re.compile(r"^(?!.+__)(?!_)[\da-z_]+(?<!_)\.(?!_)[\da-z_]+(?<!_)$")
 TOPIC_SAFE = re.compile(r"^[^+#\0]+$")

@@ -98,7 +98,7 @@ def test_every_shape_in_every_encoding_reaches_plugins_normalised(bridge, tmp_pa
         )
         path = (
             "/EventServer/api/SophonFogHistoryEvent"
-            if shape == "history"
+            if shape.endswith("history")
             else "/EventServer/api/SophonFogRelEvent"
             if n % 2
             else "/RealTimeEvent"
@@ -115,11 +115,15 @@ def test_every_shape_in_every_encoding_reaches_plugins_normalised(bridge, tmp_pa
         assert event["person_type"] == "vip", (shape, encoding)
         assert event["identity_name"] == "小明"
         assert 0 < event["score"] <= 1
-        assert event["kind"] == ("history" if shape == "history" else "realtime")
+        assert event["kind"] == ("history" if shape.endswith("history") else "realtime")
         assert event["delivery"]["live"] is True and event["delivery"]["attempt"] == 1
         if shape == "ws":
             assert event["device_type"] == "unknown" and event["spot_pic"] is None
             assert event["reg_pic"]["head"] == "ffd8ffe0"
+        elif shape in ("v5history", "v6history"):
+            # Their camera type is the media type (rtsp, photo), not the gate/panel code.
+            assert event["device_type"] == "unknown" and event["ext_data"]["capture_type"]
+            assert event["spot_pic"]["len"] == len(SCENE), (shape, encoding)
         else:
             assert event["device_type"] == "access_control"
             assert event["spot_pic"]["len"] == len(SCENE), (shape, encoding)

@@ -159,18 +159,31 @@ def box_device(ctx: Context, box_slug: str, box: dict[str, Any]) -> tuple[str, d
             json_attributes_topic=topic,
             json_attributes_template="{{ {'sub_devices': value_json.devices_online} | tojson }}",
         ),
-        "cpu_usage": metric("cpu_usage", "CPU", unit_of_measurement="%", icon="mdi:cpu-64-bit"),
-        "memory_usage": metric(
-            "memory_usage", "Memory", unit_of_measurement="%", icon="mdi:memory"
-        ),
-        "disk_free_gb": metric(
-            "disk_free_gb", "Disk free", unit_of_measurement="GB", device_class="data_size"
-        ),
-        "temperature": metric(
-            "temperature", "Temperature", unit_of_measurement="°C", device_class="temperature"
-        ),
     }
+    reported = set(box.get("metrics") or ())
+    for key, (name, options) in BOX_SENSORS.items():
+        if key in ALWAYS_ANNOUNCED or key in reported:
+            components[key] = metric(key, name, **options)
     return owner, ctx.envelope(device, components)
+
+
+_GB = {"unit_of_measurement": "GB", "device_class": "data_size", "icon": "mdi:harddisk"}
+_CELSIUS = {"unit_of_measurement": "°C", "device_class": "temperature"}
+# The box's health sensors (diagnostic, state_class measurement), keyed by the state's key.
+BOX_SENSORS: dict[str, tuple[str, dict[str, Any]]] = {
+    "cpu_usage": ("CPU", {"unit_of_measurement": "%", "icon": "mdi:cpu-64-bit"}),
+    "tpu_usage": ("TPU", {"unit_of_measurement": "%", "icon": "mdi:chip"}),
+    "memory_usage": ("Memory", {"unit_of_measurement": "%", "icon": "mdi:memory"}),
+    "disk_usage": ("Disk used", {"unit_of_measurement": "%", "icon": "mdi:harddisk"}),
+    "disk_free_gb": ("Disk free", _GB),
+    "external_disk_free_gb": ("External disk free", _GB),
+    "temperature": ("Temperature", _CELSIUS),
+    "board_temperature": ("Board temperature", _CELSIUS),
+    "fan_speed_rpm": ("Fan", {"unit_of_measurement": "rpm", "icon": "mdi:fan"}),
+    "uptime_s": ("Uptime", {"unit_of_measurement": "s", "device_class": "duration"}),
+}
+# Announced for every box, as before V5/V6 health existed; the rest once a box reports them.
+ALWAYS_ANNOUNCED = frozenset({"cpu_usage", "memory_usage", "disk_free_gb", "temperature"})
 
 
 def capture_device(

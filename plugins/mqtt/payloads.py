@@ -59,8 +59,37 @@ def event_json(event: Event, snapshot: bool) -> str:
 ATTRIBUTES_BUDGET = 8192
 
 
+def _percent(ratio: float | None) -> float | None:
+    return None if ratio is None else round(ratio * 100, 1)
+
+
+def box_health(status: BoxStatus) -> dict[str, Any]:
+    """The box's health numbers as its sensors show them (usages in percent)."""
+    return {
+        "cpu_usage": status.cpu_usage,
+        "tpu_usage": status.tpu_usage,
+        "memory_usage": _percent(status.memory_usage),
+        "memory_size_gb": status.memory_size_gb,
+        "memory_used_gb": status.memory_used_gb,
+        "disk_usage": _percent(status.disk_usage),
+        "disk_size_gb": status.disk_size_gb,
+        "disk_free_gb": status.disk_free_gb,
+        "external_disk_mounted": status.external_disk_mounted,
+        "external_disk_size_gb": status.external_disk_size_gb,
+        "external_disk_free_gb": status.external_disk_free_gb,
+        "temperature": status.temperature,
+        "board_temperature": status.board_temperature,
+        "fan_speed_rpm": status.fan_speed_rpm,
+        "uptime_s": status.uptime_s,
+    }
+
+
+def reported_metrics(status: BoxStatus) -> list[str]:
+    """The health keys this box reports, for the sensors its discovery config offers."""
+    return sorted(k for k, v in box_health(status).items() if v is not None)
+
+
 def box_json(status: BoxStatus) -> str:
-    memory = status.memory_usage
     return dumps(
         {
             "box": status.box,
@@ -69,13 +98,9 @@ def box_json(status: BoxStatus) -> str:
             "online": status.online,
             "sw_version": status.sw_version,
             "sdk_version": status.sdk_version,
+            "nnsdk_version": status.nnsdk_version,
             "mac": status.mac,
-            "cpu_usage": status.cpu_usage,
-            "memory_usage": None if memory is None else round(memory * 100, 1),
-            "memory_size_gb": status.memory_size_gb,
-            "disk_size_gb": status.disk_size_gb,
-            "disk_free_gb": status.disk_free_gb,
-            "temperature": status.temperature,
+            **box_health(status),
             "received_at": status.received_at.isoformat(timespec="seconds"),
             "sub_devices": [
                 {

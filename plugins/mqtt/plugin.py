@@ -45,6 +45,11 @@ class MqttPlugin:
         self._jobs: queue.Queue[str] = queue.Queue()
         self._last_state = 0.0
         self._state_due: float | None = None
+        # Per device, the newest live event published: a completion's photos go out only
+        # for it, so a late one never replaces the photo of a newer event.
+        self._latest: dict[str, str] = {}
+        # Per box, the last status: a push of its devices keeps the health another said.
+        self._boxes: dict[str, BoxStatus] = {}
 
     # ---- hooks -------------------------------------------------------------------------
 
@@ -88,6 +93,9 @@ class MqttPlugin:
     def handle_event(self, event: Event) -> None:
         with self._publishing():
             self.known.ensure_device(_event_device(event))
+            if event.completes:
+                self._publish_completion(event)
+                return
             if event.kind is EventKind.HISTORY:
                 # Old news: its own topic, so HA's event entity, triggers and sensors stay quiet.
                 topic = self.topics.device(self.known.device_slug(event.device), "history")
@@ -101,9 +109,16 @@ class MqttPlugin:
 
     @hookimpl
     def handle_box_status(self, status: BoxStatus) -> None:
+        status = status.merged_onto(self._boxes.get(status.box))
         with self._publishing():
+            metrics = set(self.known.boxes.get(status.box, {}).get("metrics") or ())
             self.known.ensure_box(
-                {"box": status.box, "name": status.name, "sw_version": status.sw_version}
+                {
+                    "box": status.box,
+                    "name": status.name,
+                    "sw_version": status.sw_version,
+                    "metrics": sorted(metrics | set(payloads.reported_metrics(status))),
+                }
             )
             for sub in status.sub_devices:
                 self.known.ensure_device(
@@ -117,6 +132,7 @@ class MqttPlugin:
                 )
             topic, message = self.topics.box(slug(status.box)), payloads.box_json(status)
             self.known.publish([(topic, message, True)], {topic: message})
+        self._boxes[status.box] = status
 
     @hookimpl
     def handle_door_decision(self, decision: DoorDecision) -> None:
@@ -198,6 +214,22 @@ class MqttPlugin:
             messages.append((self.topics.person(person, "seen"), "ON", False))
         self.known.publish(messages, retained)
         self.known.events += 1
+        self._latest[event.device] = event.event_id
+
+    def _publish_completion(self, event: Event) -> None:
+        """The photos a later copy adds (a V6 upload's scene): on the image topics, as
+        the live copy's would have been, and no HA event or history message."""
+        if self._latest.get(event.device) != event.event_id:
+            log.debug("mqtt: completion of %s is not its device's latest event", event.short_id)
+            return
+        dev_slug = self.known.device_slug(event.device)
+        retained = {
+            self.topics.device(dev_slug, leaf): image
+            for leaf, image in self._images(event)
+            if image is not None
+        }
+        if retained:
+            self.known.publish([(t, image, True) for t, image in retained.items()], retained)
 
     def _images(self, event: Event) -> list[tuple[str, bytes | None]]:
         chosen = [("snapshot", event.spot_pic if self.cfg["snapshot"] else None)]
@@ -273,4 +305,5 @@ def _event_device(event: Event) -> dict[str, Any]:
         "device_ip": event.device_ip,
         "device_type": event.device_type.value,
         "box": event.box,
+        "name": event.device_name,
     }

@@ -3,7 +3,9 @@
 Layout under `path` (local time of the bridge):
 `YYYY-MM-DD/<device>/<HHMMSS>_<person_type>_<name>_<id8>.jpg` is the photo exactly as the
 box sent it, with `_annotated`, `_thumb`, `_registered` and `_face` variants beside it, and
-`<device>/latest.jpg` plus `<device>/latest_<person_type>.jpg` for the newest. See
+`<device>/latest.jpg` plus `<device>/latest_<person_type>.jpg` for the newest. A later
+copy that completes an event (the scene of a V6 history upload) is saved beside the first
+copy's files, under the same names a complete first copy would have had. See
 docs/snapshots.md.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -152,11 +155,16 @@ class SnapshotsPlugin:
             written.append(target)
             return target
 
+        if event.completes and event.spot_pic is not None and self.config["save_face"]:
+            _keep_face_crop(root, stem)
         # The scene is the photo of the event; the V6 record sends only the face. Derived
         # copies need only so many pixels: decoding no more is most of their cost.
         scene = self._decoded(event, "spot_pic", self.decode_side)
         face = self._decoded(event, "face_pic", self.decode_side)
         main, main_field = (scene, "spot_pic") if scene else (face, "face_pic")
+        if event.completes and scene is None:
+            # The first copy's main photo stays; a face this copy adds is only `_face`.
+            main, main_field = None, "spot_pic"
         if main is not None:
             original = write(main.suffix, getattr(event, main_field))
             if self.config["thumbnail_px"]:
@@ -165,7 +173,7 @@ class SnapshotsPlugin:
         if self.config["save_face"] and main_field == "spot_pic":
             if face is not None:
                 write("_face" + face.suffix, event.face_pic)
-            elif scene is not None and event.face_rect is not None:
+            elif scene is not None and event.face_rect is not None and not _face_file(root, stem):
                 # Rare (boxes send their own crop): a cut-out keeps the scene's full detail.
                 full = scene if scene.scale == 1.0 else self._decoded(event, "spot_pic", None)
                 crop = images.face_crop(full.image, event.face_rect) if full else None
@@ -176,11 +184,15 @@ class SnapshotsPlugin:
             text = images.caption(event, local, display_name(event))
             rect = main.rect(event.face_rect) if main_field == "spot_pic" else None
             write("_annotated.jpg", images.annotate(main.image, rect, text, self.fonts))
-        if self.config["save_registered"]:
+        for wanted, field, suffix in (
+            (self.config["save_registered"], "reg_pic", "_registered"),
+            (self.config["save_ir"], "ir_pic", "_ir"),
+        ):
             # Only checked, never drawn on: the smallest decode is enough.
-            registered = self._decoded(event, "reg_pic", 1)
-            if registered is not None:
-                write("_registered" + registered.suffix, event.reg_pic)
+            extra = self._decoded(event, field, 1) if wanted else None
+            if extra is not None:
+                write(suffix + extra.suffix, getattr(event, field))
+                extra.image.close()
         for decoded in (scene, face):
             if decoded is not None:
                 decoded.image.close()
@@ -201,6 +213,26 @@ class SnapshotsPlugin:
             target.parent.mkdir(parents=True, exist_ok=True)
             if newer_than_existing(target, mtime):
                 atomic_link(original, target, mtime, self.durable)
+
+
+def _face_file(root: Path, stem: Path) -> Path | None:
+    for suffix in (".jpg", ".png"):
+        path = inside(root, stem.with_name(f"{stem.name}_face{suffix}"))
+        if path.exists():
+            return path
+    return None
+
+
+def _keep_face_crop(root: Path, stem: Path) -> None:
+    """A completion brings the scene its first copy lacked: that copy's main photo was
+    the box's face crop, so it becomes `_face` before the scene takes the main name."""
+    if _face_file(root, stem) is not None:
+        return  # done by an earlier delivery of this completion
+    for suffix in (".jpg", ".png"):
+        main = inside(root, stem.with_name(stem.name + suffix))
+        if main.exists():
+            os.replace(main, main.with_name(f"{stem.name}_face{suffix}"))
+            return
 
 
 def _decode_side(config: dict[str, Any]) -> int | None:

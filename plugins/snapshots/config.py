@@ -32,6 +32,7 @@ CONFIG_SCHEMA = vol.Schema(
         vol.Optional("path", default="snapshots"): vol.All(str, NonBlank),
         vol.Optional("save_registered", default=False): bool,
         vol.Optional("save_face", default=False): bool,
+        vol.Optional("save_ir", default=False): bool,
         vol.Optional("annotate", default=True): bool,
         # The annotated copy's longest side at most (a JPEG is decoded at 1/2..1/8 of its
         # size when that is enough: a fraction of the CPU); 0 keeps the photo's own size.

@@ -7,6 +7,7 @@ page starts empty and fills as events arrive.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from typing import Any
 
 from sophonfog_bridge import BoxStatus, DoorDecision, Event
 
-IMAGES = {"face": "face_pic", "scene": "spot_pic", "registered": "reg_pic"}
+IMAGES = {"face": "face_pic", "scene": "spot_pic", "registered": "reg_pic", "ir": "ir_pic"}
 
 
 @dataclass
@@ -34,6 +35,15 @@ class Board:
 
     def add_event(self, event: Event) -> None:
         with self._lock:
+            entry = self._events.get(event.event_id)
+            if event.completes and entry is not None:
+                # A later copy's photos join the first copy's entry, where it stands.
+                photos = {a: getattr(event, a) for a in IMAGES.values() if getattr(event, a)}
+                entry.event = dataclasses.replace(entry.event, **photos)
+                for which, attr in IMAGES.items():
+                    if attr in photos:
+                        entry.thumbs.pop(which, None)
+                return
             self._events.pop(event.event_id, None)
             self._events[event.event_id] = Entry(event)
             while len(self._events) > self.max_events:
@@ -51,7 +61,7 @@ class Board:
 
     def add_box(self, status: BoxStatus) -> None:
         with self._lock:
-            self._boxes[status.box] = status
+            self._boxes[status.box] = status.merged_onto(self._boxes.get(status.box))
 
     def image(self, event_id: str, which: str) -> tuple[bytes | None, dict[str, bytes] | None]:
         """The original image bytes and the entry's thumbnail cache, or (None, None)."""
@@ -105,7 +115,12 @@ class Board:
                 "ip": status.ip,
                 "online": status.online,
                 "cpu_usage": status.cpu_usage,
+                "tpu_usage": status.tpu_usage,
+                "memory_usage": status.memory_usage,
+                "disk_free_gb": status.disk_free_gb,
                 "temperature": status.temperature,
+                "board_temperature": status.board_temperature,
+                "uptime_s": status.uptime_s,
                 "seen_at": status.received_at.isoformat(),
                 "devices": {
                     sub.ep_id: {

@@ -235,7 +235,9 @@ function renderBoxes(boxes) {
     const facts = [];
     if (b.ip) facts.push(b.ip);
     if (b.cpu_usage != null) facts.push("CPU " + b.cpu_usage + " %");
+    if (b.tpu_usage != null) facts.push("TPU " + b.tpu_usage + " %");
     if (b.temperature != null) facts.push(b.temperature + " °C");
+    if (b.uptime_s != null) facts.push("up " + Math.round(b.uptime_s / 3600) + " h");
     if (b.seen_at) facts.push("heartbeat " + when(b.seen_at));
     if (facts.length) root.appendChild(el("div", "sub", facts.join(" · ")));
     const list = el("table", "devices");

@@ -1,4 +1,4 @@
-"""The HTTP receiver: the routes V2 boxes POST events and heartbeats to.
+"""The HTTP receiver: the routes boxes POST events, history uploads and status pushes to.
 
 A box waits at most 0.5 s for the answer and then delays every later event, so a view
 does exactly this: guard, read, parse the body, hand it to the accept path, answer.
@@ -17,7 +17,7 @@ from ..accept import AcceptPath, Outcome
 from ..body import Rejected, parse_body, read_body
 from ..guard import Guard, json_answer
 from ..spool import SpoolFull
-from ..wire import WireError
+from ..wire import WireError, looks_like_status
 
 if TYPE_CHECKING:
     from ..bridge import Bridge
@@ -35,8 +35,8 @@ def add_receiver_routes(app: bottle.Bottle, bridge: Bridge, guard: Guard) -> Non
     accept = AcceptPath(bridge)
     routes = {
         "realtime": (REALTIME_PATHS, http["realtime_paths"], lambda p: accept.event(p)),
-        "history": (HISTORY_PATHS, http["history_paths"], lambda p: accept.event(p, history=True)),
-        "status": (STATUS_PATHS, http["status_paths"], accept.status),
+        "history": (HISTORY_PATHS, http["history_paths"], upload_handler(accept, "event")),
+        "status": (STATUS_PATHS, http["status_paths"], upload_handler(accept, "status")),
     }
     receiver = Receiver(bridge, guard)
     for route, (paths, extra, handle) in routes.items():
@@ -46,6 +46,20 @@ def add_receiver_routes(app: bottle.Bottle, bridge: Bridge, guard: Guard) -> Non
             if guard.token:
                 # A box can only be given a URL: let the secret be a path segment.
                 app.route("/<secret>" + path, "POST", view)
+
+
+def upload_handler(accept: AcceptPath, usual: str) -> Callable[[dict[str, Any]], Outcome]:
+    """History and status routes take both: a box is given one URL per push, and a user
+    may well give it the same one for all three. The body says which it is; one that
+    says neither is taken as what the route is for, and its error names that shape."""
+
+    def handle(payload: dict[str, Any]) -> Outcome:
+        is_event = isinstance(payload, dict) and "identity_id" in payload
+        if looks_like_status(payload) or (usual == "status" and not is_event):
+            return accept.status(payload)
+        return accept.event(payload, history=True)
+
+    return handle
 
 
 class Receiver:
