@@ -226,6 +226,7 @@ EVENT_SCHEMA = vol.Schema(
         vol.Optional("grab_fiqa_info"): OptionalDict,
         vol.Optional("box_fiqa_info"): OptionalDict,
         vol.Optional("ext_data"): OptionalDict,
+        vol.Optional("recognize_face_attr"): OptionalDict,
     },
     extra=vol.ALLOW_EXTRA,
 )
@@ -270,6 +271,8 @@ ALIASES = {
     "grab_fiqa_info": ("grab_fiqa_info",),
     "box_fiqa_info": ("box_fiqa_info",),
 }
+# Face attributes worth keeping; never `feature*` (a biometric template) nor landmarks.
+FACE_ATTRIBUTES = ("gender", "age", "glasses", "mask", "hat", "expression")
 IMAGE_SOURCES = {
     "reg_pic": ("reg_pic", "register_image"),
     "spot_pic": ("spot_pic",),
@@ -334,7 +337,22 @@ def _lift(payload: Mapping[str, Any]) -> dict[str, Any]:
             for where in (payload, ext):
                 if where.get(source) not in (None, "") and flat.get(name) in (None, ""):
                     flat[name] = where[source]
+    if flat.get("person_type") in (None, ""):
+        flat["person_type"] = _enrolled_type(payload.get("identity_info"))
+        if flat["person_type"] is None:
+            del flat["person_type"]
     return flat
+
+
+def _enrolled_type(info: Any) -> Any:
+    """V5 real-time records repeat the person type as `identity_info.type` (if valid)."""
+    if not isinstance(info, dict) or info.get("type") in (None, ""):
+        return None
+    try:
+        PersonTypeValue(info["type"])
+    except vol.Invalid:
+        return None
+    return info["type"]
 
 
 def _images(
@@ -359,14 +377,36 @@ def _images(
     return found, warnings
 
 
-def _face_rect(grab: Mapping[str, Any] | None) -> FaceRect | None:
+def _face_rect(grab: Mapping[str, Any] | None, attr: Mapping[str, Any] | None) -> FaceRect | None:
+    """V2's `grab_fiqa_info.rect` {left, top, right, bottom}, else V5/V6 `recognize_face_attr.box`
+    [x1, y1, x2, y2]. A box that is not four numbers enclosing an area is no box."""
     rect = (grab or {}).get("rect")
-    if not isinstance(rect, dict):
-        return None
+    box = (attr or {}).get("box")
     try:
-        return FaceRect(**{k: int(_number(rect[k])) for k in ("left", "top", "right", "bottom")})
-    except (KeyError, vol.Invalid):
+        if isinstance(rect, dict):
+            sides = [int(_number(rect[k])) for k in ("left", "top", "right", "bottom")]
+        elif isinstance(box, list) and len(box) == 4:
+            sides = [int(_number(v)) for v in box]
+        else:
+            return None
+    except (KeyError, vol.Invalid, OverflowError):
         return None
+    left, top, right, bottom = sides
+    if left < 0 or top < 0 or right <= left or bottom <= top:
+        return None
+    return FaceRect(left, top, right, bottom)
+
+
+def _face_attributes(attr: Mapping[str, Any] | None) -> dict[str, str]:
+    out = {}
+    for key in FACE_ATTRIBUTES:
+        value = (attr or {}).get(key)
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            try:
+                out[key] = Text(32)(value)
+            except vol.Invalid:
+                continue
+    return {k: v for k, v in out.items() if v}
 
 
 def event_id_for(device_key: str, identity_id: str, timestamp: datetime) -> str:
@@ -432,7 +472,7 @@ def parse_event(
     box = flat.get("dev_sno") or (ep_id.split("__", 1)[0] if ep_id and "__" in ep_id else None)
     timestamp, score = flat["timestamp"], flat["score"]
     consumed = {*ALIASES, *(s for v in IMAGE_SOURCES.values() for s in v), "media_device_ip"}
-    consumed |= {"media_device_id", "user_type"}
+    consumed |= {"media_device_id", "user_type", "recognize_face_attr"}
     raw = {k: v for k, v in payload.items() if k not in consumed and k != "ext_data"}
     return Event(
         event_id=event_id,
@@ -449,10 +489,14 @@ def parse_event(
         ep_id=ep_id,
         device_ip=device_ip,
         box=box,
-        face_rect=_face_rect(flat.get("grab_fiqa_info")),
+        face_rect=_face_rect(flat.get("grab_fiqa_info"), flat.get("recognize_face_attr")),
         face_quality={
             k: v
-            for k, v in (("grab", flat.get("grab_fiqa_info")), ("box", flat.get("box_fiqa_info")))
+            for k, v in (
+                ("grab", flat.get("grab_fiqa_info")),
+                ("box", flat.get("box_fiqa_info")),
+                ("attr", _face_attributes(flat.get("recognize_face_attr"))),
+            )
             if v
         },
         identity_info=flat.get("identity_info") or {},
