@@ -23,6 +23,7 @@ from .dispatcher import Dispatcher, ReceiverActivity
 from .event import MODELS, BoxStatus, Event
 from .host import HookResult, PluginError, PluginHost, build_host, strict_mode
 from .metrics import Metrics
+from .sources.box import BoxSources
 from .spool import Spool
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class Bridge:
         self.metrics = Metrics()
         self.activity = ReceiverActivity()
         self.dispatcher: Dispatcher | None = None
+        self.box_sources: BoxSources | None = None
 
     # ---- setup -------------------------------------------------------------------------
 
@@ -112,6 +114,8 @@ class Bridge:
                 self._plugin_failed(name, "startup", err)
         self.dispatcher = Dispatcher(self.host, self.spool, self, self.metrics, self.activity)
         self.dispatcher.start()
+        self.box_sources = BoxSources(self)
+        self.box_sources.start()
         log.info(
             "bridge %s %s started with plugins: %s",
             self.bridge_id,
@@ -120,6 +124,8 @@ class Bridge:
         )
 
     def stop(self) -> None:
+        if self.box_sources is not None:
+            self.box_sources.stop()
         if self.dispatcher is not None:
             self.dispatcher.stop()
         self.call("shutdown", bridge=self)
@@ -199,6 +205,7 @@ class Bridge:
             "spool_depth": self.spool.depth(),
             "spool_last_seq": self.spool.last_seq,
             "plugins": plugins,
+            "boxes": self.box_sources.health() if self.box_sources else {},
         }
 
 

@@ -197,6 +197,8 @@ function renderBoxes(boxes) {
     if (b.cpu_usage != null) facts.push("CPU " + b.cpu_usage + " %");
     if (b.temperature != null) facts.push(b.temperature + " °C");
     if (b.seen_at) facts.push("heartbeat " + when(b.seen_at));
+    if (b.link) facts.push("websocket " + (b.link.connected ? "connected" : "down") +
+      " since " + when(b.link.since) + (b.link.reason ? " (" + b.link.reason + ")" : ""));
     if (facts.length) root.appendChild(el("div", "sub", facts.join(" · ")));
     const list = el("table");
     for (const d of b.devices) {
