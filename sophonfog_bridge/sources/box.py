@@ -41,6 +41,7 @@ RECV_POLL_S = 1.0
 PING_S = 10.0
 OPEN_TIMEOUT_S = 5.0
 STABLE_S = 10.0
+STILL_DOWN_LOG_S = 600.0
 BACKOFF_S = (1.0, 30.0)
 # A frame is read whole (websockets would drop the socket over a bigger one) and then
 # judged against the receiver's own body limit.
@@ -114,6 +115,7 @@ class BoxClient:
         self._by_id: dict[str, ListedDevice] = {}
         self._by_ip: dict[str, ListedDevice] = {}
         self._down_spooled = False
+        self._down_logged: float | None = None
         self._stop = threading.Event()
         self._ws: ClientConnection | None = None
         self._thread = threading.Thread(target=self._run, name=f"box-{self.name}", daemon=True)
@@ -149,9 +151,11 @@ class BoxClient:
                 reason = f"{type(err).__name__}: {err}"
             if self._stop.is_set():
                 break
+            was_up = self.connected
             self._went_down(reason)
             delay = self.backoff.next()
-            log.debug("box %s: next attempt in %.1f s", self.name, delay)
+            level = logging.INFO if was_up else logging.DEBUG
+            log.log(level, "box %s: reconnecting in %.1f s", self.name, delay)
             self._stop.wait(delay)
         self._went_down("the bridge is stopping")
 
@@ -316,6 +320,7 @@ class BoxClient:
     def _came_up(self, firmware: str) -> None:
         self.connected, self.since, self.last_error = True, utcnow(), None
         self._down_spooled = False
+        self._down_logged = None
         self.metrics.box_connected.labels(self.name).set(1)
         log.info(
             "box %s: connected to %s (%s), subscribed to %d of %d devices",
@@ -331,13 +336,25 @@ class BoxClient:
         was_up = self.connected
         self.connected = False
         self.metrics.box_connected.labels(self.name).set(0)
+        now = time.monotonic()
         if was_up:
             self.since = utcnow()
             level = logging.INFO if self._stop.is_set() else logging.WARNING
             log.log(level, "box %s: disconnected: %s", self.name, reason)
-        elif reason != self.last_error:
+            self._down_logged = now
+        elif self._down_logged is None or now - self._down_logged >= STILL_DOWN_LOG_S:
+            # Once, then a reminder now and then: errors of a down box differ in detail
+            # (reset, refused, timed out) and must not each make a line.
             self.since = self.since or utcnow()
-            log.warning("box %s: not connected: %s; retrying with backoff", self.name, reason)
+            log.warning(
+                "box %s: not connected (%d attempts): %s; retrying with backoff",
+                self.name,
+                self.backoff.failures + 1,
+                reason,
+            )
+            self._down_logged = now
+        else:
+            log.debug("box %s: still not connected: %s", self.name, reason)
         self.last_error = reason
         if was_up or not self._down_spooled:
             self._down_spooled = True
