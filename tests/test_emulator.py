@@ -5,8 +5,14 @@ from __future__ import annotations
 
 import base64
 import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -288,3 +294,410 @@ def test_v5_login_on_both_documented_paths(v5: EmulatedBox) -> None:
         assert ok.json() == {"data": {"success": True}}
         error = bad.json()["error"]
         assert isinstance(error["code"], int) and error["message"] and error["status"]
+
+
+# -- config ------------------------------------------------------------------------------
+
+
+def test_v6_config_get_and_set(v6: EmulatedBox) -> None:
+    url = f"{v6.api_url}{V6}"
+    default = requests.post(
+        f"{url}/getconfigs", json={"config_name": "HISTORY_REPORT_PEROID"}, timeout=5
+    ).json()
+    assert default == {"HISTORY_REPORT_PEROID": 5}
+    answer = requests.post(
+        f"{url}/setconfigs",
+        json={
+            "config_dict": {"HISTORY_EVENT_UPLOAD_URL": "http://192.0.2.1/h", "MATCH_THRESHOLD": 85}
+        },
+        timeout=5,
+    )
+    assert answer.json() == {
+        "HISTORY_EVENT_UPLOAD_URL": "http://192.0.2.1/h",
+        "MATCH_THRESHOLD": 85,
+    }
+    # One bad key makes the call an error, yet the good ones still take effect (per the docs).
+    partly = requests.post(
+        f"{url}/setconfigs",
+        json={"config_dict": {"GATE_PASS_MODE": "allpass", "NO_SUCH_KEY": 1}},
+        timeout=5,
+    ).json()
+    assert "NO_SUCH_KEY" in partly["error"]["message"]
+    every = requests.post(f"{url}/getconfigs", json={}, timeout=5).json()
+    assert every["GATE_PASS_MODE"] == "allpass" == v6.config["GATE_PASS_MODE"]
+    assert v6.config["HISTORY_EVENT_UPLOAD_URL"] == "http://192.0.2.1/h"
+
+
+def test_v5_config_get_put_and_history_url(v5: EmulatedBox) -> None:
+    url = f"{v5.api_url}/SophonConfig/api/Configs"
+    assert requests.get(f"{url}/REPORTED_PEROID", timeout=5).json() == {
+        "data": {"REPORTED_PEROID": 5}
+    }
+    put = requests.put(
+        url, json={"config_dict": {"PASSMODE": "allpass", "BOGUS": 1}}, timeout=5
+    ).json()
+    assert put == {"data": {"failed_configs": ["BOGUS"], "success_configs": ["PASSMODE"]}}
+    body = {
+        "history_upload_event_url": ["http://192.0.2.1/a", "http://192.0.2.2/b"],
+        "history_need_spot_pic": False,
+        "content-type": "json",
+        "reported_peroid": 7,
+    }
+    answer = requests.post(
+        f"{v5.api_url}/SophonFogSys/api/HistoryEventUrl", json=body, timeout=5
+    ).json()["data"]
+    assert answer["history_upload_event_url"] == body["history_upload_event_url"]
+    everything = requests.get(url, timeout=5).json()["data"]
+    assert everything["HISTORY_UPLOAD_EVENT_URL"] == "http://192.0.2.1/a,http://192.0.2.2/b,"
+    assert everything["REPORTED_PEROID"] == 7 and everything["PASSMODE"] == "allpass"
+    assert everything["HISTORY_EVENT_NEED_SPOT_PIC"] is False
+    bad = requests.post(
+        f"{v5.api_url}/SophonFogSys/api/HistoryEventUrl",
+        json={"history_upload_event_url": "http://x"},
+        timeout=5,
+    )
+    assert "list" in bad.json()["error"]["message"]
+
+
+def test_system_monitor_config_is_kept(v5: EmulatedBox, v6: EmulatedBox) -> None:
+    body5 = {
+        "monitor_address_list": ["http://192.0.2.1/m"],
+        "report_period": 30,
+        "dev_sno": "AFVK1",
+    }
+    requests.post(f"{v5.system_url}/SophonSystem/api/monitor", json=body5, timeout=5)
+    assert requests.get(f"{v5.system_url}/SophonSystem/api/monitor", timeout=5).json() == {
+        "data": body5
+    }
+    body6 = {
+        "device_monitor_url": "http://192.0.2.1/a, http://192.0.2.2/b",
+        "device_monitor_report_period": 20,
+        "reporter_id": "R1",
+    }
+    requests.post(f"{v6.system_url}/sophon/v2/system/setsystemmonitorconfig", json=body6, timeout=5)
+    got = requests.post(
+        f"{v6.system_url}/sophon/v2/system/getsystemmonitorconfig", json={}, timeout=5
+    ).json()
+    assert got == body6
+    assert v6.monitor_config["urls"] == ["http://192.0.2.1/a", "http://192.0.2.2/b"]
+
+
+# -- event query -------------------------------------------------------------------------
+
+T0 = 1_700_000_000_000  # ms
+
+
+def test_v6_query_pages_and_time_filters(v6: EmulatedBox) -> None:
+    stored = [v6.emit(timestamp_ms=T0 + i * 60_000, device=i % 3) for i in range(7)]
+
+    def getevents(body: dict) -> dict:
+        return requests.post(f"{v6.api_url}{V6}/getevents", json=body, timeout=5).json()
+
+    first = getevents({"page_limit": 3, "page_index": 0})
+    assert first["pagination"] == {"page_index": 0, "page_limit": 3, "total_count": 7}
+    pages = [getevents({"page_limit": 3, "page_index": i})["events"] for i in range(3)]
+    ids = [e["event_id"] for page in pages for e in page]
+    assert ids == [e["event_id"] for e in reversed(stored)]  # newest first, every event once
+    assert pages[0][0]["timestamp"] == pytest.approx((T0 + 6 * 60_000) / 1000)  # float s
+    window = {"datetime_gte": T0 // 1000 + 60, "datetime_lte": T0 // 1000 + 180}
+    in_seconds = getevents({"filters": window, "page_limit": 10})
+    in_ms = getevents({"filters": {k: v * 1000 for k, v in window.items()}})
+    expected = {e["event_id"] for e in stored[1:4]}
+    assert {e["event_id"] for e in in_seconds["events"]} == expected
+    assert {e["event_id"] for e in in_ms["events"]} == expected
+    one_device = getevents({"filters": {"media_device_ids": [v6.devices[1].id]}})
+    assert {e["event_id"] for e in one_device["events"]} == {
+        e["event_id"] for e in stored if e["device_id"] == v6.devices[1].id
+    }
+    assert getevents({"page_index": -1})["error"]["code"] == "PARAMETER_ERROR"
+
+
+def test_v6_getevent_and_images(v6: EmulatedBox) -> None:
+    stored = v6.emit(timestamp_ms=T0)
+    event = requests.post(
+        f"{v6.api_url}{V6}/getevent", json={"event_id": stored["event_id"]}, timeout=5
+    ).json()
+    assert event["media_device_info"]["media_device_id"] == stored["device_id"]
+    for key, kind in (("spot_image_id", "scene"), ("recognize_face_image_id", "face")):
+        image = requests.get(
+            f"{v6.api_url}{V6}/getspotimage/{event[key]}",
+            params={"timestamp": event["timestamp"]},
+            timeout=5,
+        )
+        assert image.headers["Content-Type"] == "image/jpeg"
+        assert image.content == stored["images"][kind]
+    wrong_day = requests.get(
+        f"{v6.api_url}{V6}/getspotimage/{event['spot_image_id']}",
+        params={"timestamp": event["timestamp"] - 86400},
+        timeout=5,
+    )
+    assert wrong_day.json()["error"]["code"] == "PARAMETER_ERROR"
+    reg = requests.get(f"{v6.api_url}{V6}/getregisterimage/{event['register_image_id']}", timeout=5)
+    assert reg.content == stored["images"]["register"]
+    blank = requests.get(f"{v6.api_url}{V6}/getregisterimage/nope", timeout=5)
+    assert blank.headers["Content-Type"] == "image/jpeg" and blank.content[:2] == b"\xff\xd8"
+    missing = requests.post(f"{v6.api_url}{V6}/getevent", json={"event_id": "1"}, timeout=5)
+    assert missing.json()["error"]["code"] == "ID_NOT_FOUND"
+
+
+def test_v5_query_pages_filters_and_images(v5: EmulatedBox) -> None:
+    stored = [
+        v5.emit("visitor" if i == 2 else "employee", device=i % 2, timestamp_ms=T0 + i * 1000)
+        for i in range(5)
+    ]
+    url = f"{v5.api_url}/SophonFace/api/events"
+    first = requests.get(url, params={"per_page": 2, "page": 0}, timeout=5).json()
+    assert first["pagination"] == {"num_pages": 3, "page": 0, "per_page": 2, "total_count": 5}
+    last = requests.get(url, params={"per_page": 2, "page": 2}, timeout=5).json()["data"]
+    assert [e["_id"] for e in last] == [stored[0]["v5_id"]]
+    window = requests.get(
+        url, params={"datetime_gte": T0 // 1000 + 1, "datetime_lte": T0 // 1000 + 3}, timeout=5
+    ).json()
+    assert {e["_id"] for e in window["data"]} == {e["v5_id"] for e in stored[1:4]}
+    assert sorted(e["timestamp"] for e in window["data"]) == pytest.approx(
+        [T0 / 1000 + 1, T0 / 1000 + 2, T0 / 1000 + 3]
+    )
+    visitors = requests.get(url, params={"userType": 2}, timeout=5).json()["data"]
+    assert [e["_id"] for e in visitors] == [stored[2]["v5_id"]]
+    streams = requests.get(url, params={"streams": v5.devices[1].id}, timeout=5).json()["data"]
+    assert len(streams) == 2
+    event = first["data"][0]
+    image = requests.get(
+        f"{v5.api_url}/SophonFace/api/event_images/{event['common']['spot_pic_id']}",
+        params={"datetime": event["timestamp"]},
+        timeout=5,
+    )
+    assert image.content == stored[4]["images"]["scene"]
+    gallery = requests.get(
+        f"{v5.api_url}/SophonFace/api/images/{event['common']['identity_info']['image_id']}",
+        timeout=5,
+    )
+    assert gallery.content == stored[4]["images"]["register"]
+
+
+# -- what the box POSTs on its own -------------------------------------------------------
+
+
+class Receiver:
+    """A real HTTP receiver that answers `fail_first` requests with 503, then 200."""
+
+    def __init__(self, fail_first: int = 0, port: int = 0) -> None:
+        self.fail_first = fail_first
+        self.bodies: list[dict] = []
+        self.answers: list[int] = []
+        self.raw: list[tuple[str, bytes]] = []  # (Content-Type, body) of every accepted POST
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                status = 503 if len(receiver.answers) < receiver.fail_first else 200
+                receiver.answers.append(status)
+                if status == 200:
+                    content_type = self.headers["Content-Type"]
+                    receiver.raw.append((content_type, body))
+                    if content_type == "application/json":
+                        receiver.bodies.append(json.loads(body))
+                self.send_response(status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/report"
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    made = Receiver(fail_first=1)
+    yield made
+    made.close()
+
+
+def test_v6_history_upload_retries_from_the_cursor(receiver: Receiver) -> None:
+    with EmulatedBox("v6", push_period=0.05) as box:
+        stored = [box.emit(), box.emit("stranger")]
+        requests.post(
+            f"{box.api_url}{V6}/setconfigs",
+            json={"config_dict": {"HISTORY_EVENT_UPLOAD_URL": receiver.url}},
+            timeout=5,
+        )
+        wait_for(lambda: len(receiver.bodies) == 2, what="both events uploaded")
+        box.emit("visitor")
+        wait_for(lambda: len(receiver.bodies) == 3, what="the new event uploaded")
+        query = requests.post(f"{box.api_url}{V6}/getevents", json={}, timeout=5).json()
+    assert receiver.answers[:2] == [503, 200]  # the first event was refused, then sent again
+    first, second = receiver.bodies[:2]
+    assert (first["timestamp"], second["timestamp"]) == (
+        stored[0]["timestamp_ms"],
+        stored[1]["timestamp_ms"],
+    )
+    assert base64.b64decode(first["spot_image"]) == stored[0]["images"]["scene"]
+    assert base64.b64decode(first["recognize_face_image"]) == stored[0]["images"]["face"]
+    assert base64.b64decode(first["reg_image"]) == stored[0]["images"]["register"]
+    assert first["mq_license_key"] and first["media_device_info"]["media_device_id"]
+    assert second["user_type"] == "stranger" and second["reg_image"] == ""
+    assert box.history_cursor == 3
+    assert {e["is_send"] for e in query["events"]} == {1}
+    refused = [u for u in box.uploads if u["kind"] == "history" and not u["ok"]]
+    assert [u["status"] for u in refused] == [503]
+
+
+def test_v5_history_upload_survives_a_receiver_that_is_not_there_yet() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with EmulatedBox("v5", push_period=0.05) as box:
+        stored = box.emit("vip")
+        body = {
+            "history_upload_event_url": [f"http://127.0.0.1:{port}/report"],
+            "history_need_reg_pic": False,
+            "content-type": "json",
+            "reported_peroid": 5,
+        }
+        requests.post(f"{box.api_url}/SophonFogSys/api/HistoryEventUrl", json=body, timeout=5)
+        wait_for(lambda: any(u["status"] is None for u in box.uploads), what="a refused POST")
+        late = Receiver(port=port)
+        try:
+            wait_for(lambda: late.bodies, what="the upload once the receiver is up")
+        finally:
+            late.close()
+    uploaded = late.bodies[0]
+    assert uploaded["api_version"] == "1.0" and uploaded["person_type"] == 5
+    assert uploaded["timestamp"] == stored["timestamp_ms"]
+    assert base64.b64decode(uploaded["spot_pic"]) == stored["images"]["scene"]
+    assert uploaded["reg_pic"] == ""  # history_need_reg_pic: false
+    assert uploaded["ep_info"]["device_id"] == stored["device_id"]
+
+
+def test_v5_history_upload_as_form_data(receiver: Receiver) -> None:
+    receiver.fail_first = 0
+    with EmulatedBox("v5", push_period=0.05) as box:
+        stored = box.emit()
+        body = {
+            "history_upload_event_url": [receiver.url],
+            "content-type": "form-data",
+            "reported_peroid": 5,
+        }
+        requests.post(f"{box.api_url}/SophonFogSys/api/HistoryEventUrl", json=body, timeout=5)
+        wait_for(lambda: receiver.raw, what="a form-data upload")
+    content_type, raw = receiver.raw[0]
+    assert content_type.startswith("multipart/form-data; boundary=")
+    assert b'name="ep_info"' in raw and b'name="spot_pic"' in raw
+    assert base64.b64encode(stored["images"]["scene"]) in raw
+
+
+def test_v6_device_list_while_devices_initialise(v6: EmulatedBox) -> None:
+    v6.devices_initialising = True
+    answer = requests.post(f"{v6.api_url}{V6}/getmediadevices", json={}, timeout=5)
+    assert answer.json()["error"]["code"] == "DEVICE_INIT_ERROR"
+    v6.devices_initialising = False
+    assert (
+        len(
+            requests.post(f"{v6.api_url}{V6}/getmediadevices", json={}, timeout=5).json()["devices"]
+        )
+        == 3
+    )
+
+
+def test_abrupt_restart_sends_no_close_frame(v6: EmulatedBox) -> None:
+    with subscribe(v6, {"media_device_ids": [v6.devices[0].id]}) as ws:
+        v6.restart(abrupt=True)
+        with pytest.raises(ConnectionClosedError) as closed:
+            ws.recv(timeout=5)
+    assert closed.value.rcvd is None
+
+
+def test_v6_status_pushes(receiver: Receiver) -> None:
+    receiver.fail_first = 0
+    with EmulatedBox("v6", devices=[{"id": "cam-1", "status": "offline"}], push_period=0.05) as box:
+        box.set_config({"MEDIA_DEVICE_MONITOR_URL": receiver.url})
+        requests.post(
+            f"{box.system_url}/sophon/v2/system/setsystemmonitorconfig",
+            json={"device_monitor_url": receiver.url, "reporter_id": "R7"},
+            timeout=5,
+        )
+        wait_for(
+            lambda: {"sub_devices", "cpu_info"} <= {k for b in receiver.bodies for k in b},
+            what="both status pushes",
+        )
+    devices = next(b for b in receiver.bodies if "sub_devices" in b)
+    assert devices["mq_license_key"] == box.state.identity.license_key
+    assert devices["sub_devices"][0]["media_device_id"] == "cam-1"
+    assert devices["sub_devices"][0]["media_device_status"] == "offline"
+    system = next(b for b in receiver.bodies if "cpu_info" in b)
+    assert system["reporter_id"] == "R7" and system["gateway_mac"]
+    assert system["memory_info"]["total_memory"].endswith("G") and "emmc" in system
+
+
+def test_v5_system_status_push(receiver: Receiver) -> None:
+    receiver.fail_first = 0
+    with EmulatedBox("v5", push_period=0.05) as box:
+        requests.post(
+            f"{box.system_url}/SophonSystem/api/monitor",
+            json={"monitor_address_list": [receiver.url], "report_period": 20},
+            timeout=5,
+        )
+        wait_for(lambda: receiver.bodies, what="a system status push")
+    system = receiver.bodies[0]
+    assert system["gateway_ext_data"]["sw_version"] and system["fan_speed"].endswith("r/min")
+    assert system["memory_info"]["total_memory"] == "3.71G"
+    assert system["dev_sno"] == box.state.identity.license_key
+
+
+# -- the command -------------------------------------------------------------------------
+
+
+def test_emulate_box_command_serves_until_sigterm(tmp_path) -> None:
+    command = [
+        sys.executable,
+        "-m",
+        "sophonfog_bridge",
+        "emulate-box",
+        "--firmware",
+        "v6",
+        "--api-port",
+        "0",
+        "--ws-port",
+        "0",
+        "--system-port",
+        "0",
+        "--rate",
+        "1200",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        lines = [process.stdout.readline() for _ in range(4)]
+        ws_url = lines[3].split()[-1]
+        device = process.stdout.readline().split()[1]
+        assert ws_url.startswith("ws://127.0.0.1:")
+        with connect(ws_url, open_timeout=5) as ws:
+            ws.send(json.dumps({"media_device_ids": [device]}))
+            assert receive(ws)["media_device_id"] == device
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+        assert process.stdout.read().rstrip().endswith("stopped")
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_the_bridge_does_not_import_the_emulator() -> None:
+    probe = (
+        "import sys, sophonfog_bridge.cli, sophonfog_bridge.bridge, sophonfog_bridge.app;"
+        "sophonfog_bridge.cli.parser();"
+        "print([m for m in sys.modules if m.startswith('sophonfog_bridge.emulator')])"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

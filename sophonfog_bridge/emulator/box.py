@@ -16,6 +16,7 @@ from .replies import v5_error, v6_error
 from .settings import Settings
 from .state import BoxState
 from .store import new_event
+from .uploads import Uploads
 
 FIRMWARES = ("v5", "v6")
 DeviceSpec = Device | str | Mapping[str, Any]
@@ -40,6 +41,9 @@ class EmulatedBox:
         live_variant: str = "table",
         binary_frames: bool = False,
         identity: BoxIdentity | None = None,
+        push_period: float | None = None,
+        upload_timeout: float = 5.0,
+        newest_first: bool = True,
     ) -> None:
         if firmware not in FIRMWARES:
             raise ValueError(f"firmware {firmware!r}: use v5 or v6")
@@ -56,7 +60,10 @@ class EmulatedBox:
             devices=as_devices(devices),
             username=username,
             password=password,
+            newest_first=newest_first,
         )
+        self._uploads = Uploads(self.state, push_period, upload_timeout)
+        self.state.settings.on_change = self._uploads.poke
         self.requests: list[dict[str, Any]] = []
         self._ports = {"api": api_port, "ws": ws_port, "system": system_port}
         self._live = LiveServer(firmware, self._render, binary_frames)
@@ -81,19 +88,24 @@ class EmulatedBox:
             self._ports[name] = server.port
         self._live.start(self.host, self._ports["ws"])
         self._ports["ws"] = self._live.port
+        self._uploads.start()
         self._running = True
         return self
 
-    def stop(self) -> None:
-        """Close every socket. The event database, config and logs are kept."""
+    def stop(self, abrupt: bool = False) -> None:
+        """Close every socket (websocket clients get close code 1001, or with `abrupt` no
+        close frame at all). The event database, config and logs are kept."""
+        if abrupt:
+            self._live.drop()
+        self._uploads.stop()
         self._live.stop()
         for server in self._servers.values():
             server.stop()
         self._running = False
 
-    def restart(self) -> None:
+    def restart(self, abrupt: bool = False) -> None:
         """Stop, then start again on the same ports (like a box rebooting)."""
-        self.stop()
+        self.stop(abrupt)
         self.start()
 
     def __enter__(self) -> EmulatedBox:
@@ -137,6 +149,15 @@ class EmulatedBox:
     def set_devices(self, devices: int | Iterable[DeviceSpec]) -> None:
         """Replace the device list (ids, dicts of Device fields, Devices, or a count)."""
         self.state.devices = as_devices(devices)
+
+    @property
+    def devices_initialising(self) -> bool:
+        """While True, V6 `getmediadevices` answers DEVICE_INIT_ERROR ("retry later")."""
+        return self.state.devices_initialising
+
+    @devices_initialising.setter
+    def devices_initialising(self, value: bool) -> None:
+        self.state.devices_initialising = value
 
     # -- events ---------------------------------------------------------------------------
 
@@ -225,3 +246,25 @@ class EmulatedBox:
     def config(self) -> dict[str, Any]:
         """The box's config keys as they are now."""
         return self.state.settings.all()
+
+    def set_config(self, values: Mapping[str, Any]) -> dict[str, str]:
+        """Set config keys as setconfigs / PUT Configs would; the rejected ones, with why."""
+        return self.state.settings.update(dict(values))[1]
+
+    @property
+    def monitor_config(self) -> dict[str, Any]:
+        """The system-monitor config of port 8888: urls, period (s), reporter_id."""
+        return dict(self.state.settings.monitor)
+
+    # -- what the box sends on its own ------------------------------------------------------
+
+    @property
+    def uploads(self) -> list[dict[str, Any]]:
+        """Every POST the box made: kind (history, device_status, system_status), url,
+        event_id, status (None: no answer), ok, error, body."""
+        return list(self._uploads.log)
+
+    @property
+    def history_cursor(self) -> int:
+        """How many events (oldest first) every history URL has taken."""
+        return self._uploads.cursor

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 V6_DEFAULTS: dict[str, Any] = {
@@ -94,6 +95,7 @@ class Settings:
         self._lock = threading.Lock()
         self.firmware = firmware
         self.monitor: dict[str, Any] = {"urls": [], "period": 20, "reporter_id": license_key}
+        self.on_change: Callable[[], None] = lambda: None  # the upload loops re-read at once
 
     def all(self) -> dict[str, Any]:
         with self._lock:
@@ -115,6 +117,8 @@ class Settings:
             with self._lock:
                 self._values[name] = checked
             ok.append(name)
+        if ok:
+            self.on_change()
         return ok, failed
 
     def history(self) -> tuple[list[str], float]:
@@ -155,6 +159,7 @@ class Settings:
                 "period": int(period) if period.is_integer() else period,
                 "reporter_id": self.monitor["reporter_id"] if reporter_id is None else reporter_id,
             }
+        self.on_change()
 
     def system_monitor(self) -> tuple[list[str], float]:
         with self._lock:
