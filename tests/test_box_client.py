@@ -127,8 +127,11 @@ def test_live_events_reach_mqtt_and_discovery_like_http_events(
     assert [e["event_type"] for e in events()] == PERSON_TYPES
     assert {e["box"] for e in events()} == {"lobby"}
     assert {e["device_ip"] for e in events()} == {device.ip}
-    http_events = tap.matching(
-        lambda m: m.topic.endswith("/event") and not m.topic.startswith(dev_topic + "/")
+    http_events = wait_for(
+        lambda: tap.matching(
+            lambda m: m.topic.endswith("/event") and not m.topic.startswith(dev_topic + "/")
+        ),
+        what="the HTTP event on MQTT",
     )
     http_event = json.loads(http_events[0].text)
     assert set(http_event) == set(events()[0])  # the same fields, whichever the route
