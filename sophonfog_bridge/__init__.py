@@ -9,6 +9,7 @@ except PackageNotFoundError:  # running from a checkout that was never installed
 
 from .dispatcher import Delivery, RetryLater
 from .event import (
+    BoxLink,
     BoxStatus,
     DecisionResult,
     DeviceType,
@@ -22,6 +23,7 @@ from .event import (
 from .hookspecs import hookimpl
 
 __all__ = [
+    "BoxLink",
     "BoxStatus",
     "DecisionResult",
     "Delivery",

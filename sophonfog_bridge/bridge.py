@@ -23,6 +23,7 @@ from .dispatcher import Dispatcher, ReceiverActivity
 from .event import IMAGE_FIELDS, BoxStatus, Event
 from .host import HookResult, PluginError, PluginHost, build_host, strict_mode
 from .metrics import Metrics
+from .sources.box import BoxSources
 from .spool import Spool
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ class Bridge:
         self._count_corruption()
         self.activity = ReceiverActivity()
         self.dispatcher: Dispatcher | None = None
+        self.box_sources: BoxSources | None = None
 
     # ---- setup -------------------------------------------------------------------------
 
@@ -124,6 +126,8 @@ class Bridge:
         for name in self.dispatcher.workers:
             self.metrics.plugin_series(name)
         self.dispatcher.start()
+        self.box_sources = BoxSources(self)
+        self.box_sources.start()
         log.info(
             "bridge %s %s started with plugins: %s",
             self.bridge_id,
@@ -132,6 +136,8 @@ class Bridge:
         )
 
     def stop(self) -> None:
+        if self.box_sources is not None:
+            self.box_sources.stop()
         if self.dispatcher is not None:
             self.dispatcher.stop()
         self.call("shutdown", bridge=self)
@@ -215,6 +221,7 @@ class Bridge:
             "spool_depth": self.spool.depth(),
             "spool_last_seq": self.spool.last_seq,
             "plugins": plugins,
+            "boxes": self.box_sources.health() if self.box_sources else {},
         }
 
 

@@ -115,6 +115,11 @@ BOX_SCHEMA = vol.Schema(
         vol.Optional("username", default=None): vol.Any(None, str),
         vol.Optional("password", default=None): vol.Any(None, str),
         vol.Optional("devices", default=list): [vol.All(str, vol.Length(min=1, max=128))],
+        # How often the websocket client lists the box's devices again (a new one means
+        # a new subscription); it also lists them on every connect.
+        vol.Optional("device_refresh_s", default=300): vol.All(
+            vol.Coerce(float), vol.Range(min=1, max=86400)
+        ),
         vol.Optional("backfill", default=True): bool,
         vol.Optional("backfill_max_h", default=24): vol.All(
             vol.Coerce(float), vol.Range(min=0, max=24 * 31)

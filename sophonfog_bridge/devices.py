@@ -19,7 +19,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from .event import BoxStatus, DeviceType, Event
+from .event import BoxStatus, DeviceType, Event, SubDevice
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,22 @@ class KnownDevices:
                     "box": status.box,
                     "name": sub.name,
                     "location": sub.location,
+                },
+            )
+        return changed
+
+    def observe_listed(self, box: str, devices: list[SubDevice]) -> bool:
+        """A V5/V6 box's device list: names its devices (HA shows the name), no status."""
+        changed = False
+        for sub in devices:
+            changed |= self._merge(
+                sub.ep_id,
+                {
+                    "device": sub.ep_id,
+                    "device_ip": sub.ip,
+                    "device_type": sub.device_type.value,
+                    "box": box,
+                    "name": sub.name,
                 },
             )
         return changed

@@ -29,9 +29,15 @@ log = logging.getLogger(__name__)
 HOOK_FOR_KIND = {
     "event": "handle_event",
     "box_status": "handle_box_status",
+    "box_link": "handle_box_link",
     "door_decision": "handle_door_decision",
 }
-ARGUMENT_FOR_KIND = {"event": "event", "box_status": "status", "door_decision": "decision"}
+ARGUMENT_FOR_KIND = {
+    "event": "event",
+    "box_status": "status",
+    "box_link": "link",
+    "door_decision": "decision",
+}
 FAILED_ATTEMPTS = 3
 PLUGIN_NICENESS = 10
 MAX_DEFER_S = 0.5

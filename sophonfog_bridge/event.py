@@ -1,4 +1,4 @@
-"""The models every plugin sees: a face event, a box heartbeat, a door decision.
+"""The models every plugin sees: a face event, a box heartbeat, a box link, a door decision.
 
 They are built once, at the receiver, and never change afterwards. Each model turns
 itself into spool parts (a JSON-safe dict plus named binary blobs) and back, so the
@@ -301,6 +301,35 @@ class BoxStatus(_Model):
         return dataclasses.replace(self, **keep, parts=parts)
 
 
+@dataclass(frozen=True)
+class BoxLink(_Model):
+    """The bridge's websocket link to a V5/V6 box came up or went down.
+
+    Spooled on each change, so a plugin learns of it through `handle_box_link` like any
+    record. `devices` are the capture devices the box listed (no status: the list has
+    none); `reason` says why the link is down, or why it is up but subscribed to nothing.
+    """
+
+    record_kind: ClassVar[str] = "box_link"
+    _datetimes: ClassVar[tuple[str, ...]] = ("since",)
+
+    box: str
+    connected: bool
+    firmware: str = ""
+    host: str = ""
+    reason: str = ""
+    devices: tuple[SubDevice, ...] = ()
+    since: datetime = field(default_factory=utcnow)
+
+    @classmethod
+    def _revive(cls, kwargs: dict[str, Any]) -> BoxLink:
+        kwargs["devices"] = tuple(
+            SubDevice(**{**d, "device_type": DeviceType(d["device_type"])})
+            for d in kwargs.get("devices", ())
+        )
+        return cls(**kwargs)
+
+
 class DecisionResult(str, enum.Enum):
     OPEN = "open"
     DENY = "deny"
@@ -356,4 +385,6 @@ class DoorDecision(_Model):
         )
 
 
-MODELS: dict[str, type[_Model]] = {m.record_kind: m for m in (Event, BoxStatus, DoorDecision)}
+MODELS: dict[str, type[_Model]] = {
+    m.record_kind: m for m in (Event, BoxStatus, BoxLink, DoorDecision)
+}

@@ -33,6 +33,11 @@ def handle_box_status(status, delivery, bridge):
 
 
 @hookspec
+def handle_box_link(link, delivery, bridge):
+    """Handle a change of the bridge's websocket link to a V5/V6 box (a BoxLink)."""
+
+
+@hookspec
 def handle_door_decision(decision, delivery, bridge):
     """Handle a door decision announced by a door plugin; raise RetryLater to retry."""
 

@@ -60,6 +60,21 @@ class Metrics:
             "Spooled records found corrupt and skipped (lost) since the bridge started",
             registry=r,
         )
+        self.box_connected = Gauge(
+            "sophonfog_box_connected", "1 while the box's websocket is up", ["box"], registry=r
+        )
+        self.box_reconnects = Counter(
+            "sophonfog_box_reconnects",
+            "Websocket connection attempts after the first",
+            ["box"],
+            registry=r,
+        )
+        self.box_frames_skipped = Counter(
+            "sophonfog_box_frames_skipped",
+            "Websocket frames that were not an acceptable event",
+            ["box", "reason"],
+            registry=r,
+        )
         self.door_decisions = Counter(
             "sophonfog_door_decisions", "Door decisions by result", ["door", "decision"], registry=r
         )

@@ -286,6 +286,8 @@ ALIASES = {
     "grab_fiqa_info": ("grab_fiqa_info",),
     "box_fiqa_info": ("box_fiqa_info",),
 }
+# Face attributes worth keeping; never `feature*` (a biometric template) nor landmarks.
+FACE_ATTRIBUTES = ("gender", "age", "glasses", "mask", "hat", "expression")
 IMAGE_SOURCES = {
     "reg_pic": ("reg_pic", "register_image", "reg_image"),
     "spot_pic": ("spot_pic", "spot_image"),
@@ -373,6 +375,10 @@ def _lift(payload: Mapping[str, Any]) -> dict[str, Any]:
                 if where.get(source) not in (None, "") and flat.get(name) in (None, ""):
                     flat[name] = where[source]
     _lift_device_info(payload, flat)
+    if flat.get("person_type") in (None, ""):
+        flat["person_type"] = _enrolled_type(payload.get("identity_info"))
+        if flat["person_type"] is None:
+            del flat["person_type"]
     return flat
 
 
@@ -386,6 +392,17 @@ def _lift_device_info(payload: Mapping[str, Any], flat: dict[str, Any]) -> None:
         for source, name in names.items():
             if info.get(source) not in (None, "") and flat.get(name) in (None, ""):
                 flat[name] = info[source]
+
+
+def _enrolled_type(info: Any) -> Any:
+    """V5 real-time records repeat the person type as `identity_info.type` (if valid)."""
+    if not isinstance(info, dict) or info.get("type") in (None, ""):
+        return None
+    try:
+        PersonTypeValue(info["type"])
+    except vol.Invalid:
+        return None
+    return info["type"]
 
 
 def _images(
@@ -408,20 +425,6 @@ def _images(
                 warnings.append(f"{source}: {err}, image dropped")
             break
     return found, warnings
-
-
-def _attr_rect(attr: Mapping[str, Any]) -> FaceRect | None:
-    """`recognize_face_attr.box` `[left, top, right, bottom]` in scene pixels."""
-    box = attr.get("box")
-    if not isinstance(box, (list, tuple)) or len(box) != 4:
-        return None
-    try:
-        left, top, right, bottom = (int(_number(v)) for v in box)
-    except vol.Invalid:
-        return None
-    if right <= left or bottom <= top:
-        return None
-    return FaceRect(left=left, top=top, right=right, bottom=bottom)
 
 
 def _face_attributes(flat: Mapping[str, Any]) -> dict[str, Any]:
@@ -450,14 +453,36 @@ def _frame_times(flat: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
     return found, warnings
 
 
-def _face_rect(grab: Mapping[str, Any] | None) -> FaceRect | None:
+def _face_rect(grab: Mapping[str, Any] | None, attr: Mapping[str, Any] | None) -> FaceRect | None:
+    """V2's `grab_fiqa_info.rect` {left, top, right, bottom}, else V5/V6 `recognize_face_attr.box`
+    [x1, y1, x2, y2]. A box that is not four numbers enclosing an area is no box."""
     rect = (grab or {}).get("rect")
-    if not isinstance(rect, dict):
-        return None
+    box = (attr or {}).get("box")
     try:
-        return FaceRect(**{k: int(_number(rect[k])) for k in ("left", "top", "right", "bottom")})
-    except (KeyError, vol.Invalid):
+        if isinstance(rect, dict):
+            sides = [int(_number(rect[k])) for k in ("left", "top", "right", "bottom")]
+        elif isinstance(box, list) and len(box) == 4:
+            sides = [int(_number(v)) for v in box]
+        else:
+            return None
+    except (KeyError, vol.Invalid, OverflowError):
         return None
+    left, top, right, bottom = sides
+    if left < 0 or top < 0 or right <= left or bottom <= top:
+        return None
+    return FaceRect(left, top, right, bottom)
+
+
+def _face_attributes(attr: Mapping[str, Any] | None) -> dict[str, str]:
+    out = {}
+    for key in FACE_ATTRIBUTES:
+        value = (attr or {}).get(key)
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            try:
+                out[key] = Text(32)(value)
+            except vol.Invalid:
+                continue
+    return {k: v for k, v in out.items() if v}
 
 
 def event_id_for(device_key: str, identity_id: str, timestamp: datetime) -> str:
@@ -562,12 +587,16 @@ def parse_event(
         ep_id=ep_id,
         device_ip=device_ip,
         box=box,
-        face_rect=_attr_rect(attributes) or _face_rect(flat.get("grab_fiqa_info")),
+        face_rect=_face_rect(flat.get("grab_fiqa_info"), attributes),
         face_attributes=attributes,
         device_name=flat.get("device_name") or "",
         face_quality={
             k: v
-            for k, v in (("grab", flat.get("grab_fiqa_info")), ("box", flat.get("box_fiqa_info")))
+            for k, v in (
+                ("grab", flat.get("grab_fiqa_info")),
+                ("box", flat.get("box_fiqa_info")),
+                ("attr", _face_attributes(flat.get("recognize_face_attr"))),
+            )
             if v
         },
         identity_info=flat.get("identity_info") or {},

@@ -67,6 +67,10 @@ class Recorder:
     def handle_door_decision(self, decision, delivery):
         self._write("door_decision", decision, delivery)
 
+    @hookimpl
+    def handle_box_link(self, link, delivery):
+        self._write("box_link", link, delivery)
+
 
 class Exploder:
     """Raises in every hook it has."""

@@ -96,6 +96,115 @@ def test_v6_websocket_record():
     assert event.reg_pic == REG and event.face_pic == FACE and event.spot_pic is None
 
 
+def v6_live(**changes):
+    """A V6 real-time record as the 5.5 page's table documents it."""
+    record = {
+        "event_id": "1628066406652506",
+        "timestamp": NOW_MS,
+        "identity_id": "100000",
+        "identity_name": "小王",
+        "user_type": "employee",
+        "score": 82.05,
+        "media_device_ip": "192.168.1.101",
+        "media_device_id": "04f98265-1fad-47e5-9dda-66e191272055",
+        "media_device_type": "photo",
+        "register_image": "data:image/jpeg;base64," + b64(REG),
+        "recognize_face_image": "data:image/jpeg;base64," + b64(FACE),
+        "recognize_face_attr": {
+            "box": [50, 23, 173, 183],
+            "point": [81.97, 89.39, 120.1, 88.2],
+            "gender": "male",
+            "age": "youth",
+            "glasses": None,
+            "feature_base64_str": "r6Y8" * 100,
+        },
+    }
+    record.update(changes)
+    return record
+
+
+def v5_live(**changes):
+    """A V5R7 real-time record as the 5.5 page's example shows it (identity_info made JSON)."""
+    record = {
+        "reg_pic": b64(REG),
+        "ext_data": {
+            "person_type": 5,
+            "device_ip": "192.168.1.243",
+            "device_type": "0",
+            "spot_pic": b64(SCENE),
+            "recognize_face": b64(FACE),
+        },
+        "identity_id": "666666",
+        "device_id": "04f98265-1fad-47e5-9dda-66e191272055",
+        "identity_info": {"addTime": 1594111791, "image_id": "5282", "name": "小明", "type": 5},
+        "score": 0.6231614351272583,
+        "timestamp": NOW_MS,
+        "group_name": "default_group",
+        "identity_name": "小明",
+    }
+    record.update(changes)
+    return record
+
+
+def test_v6_live_record_face_box_becomes_the_face_rect():
+    event = parse_event(v6_live())
+    assert event.device == "04f98265-1fad-47e5-9dda-66e191272055"
+    assert event.device_ip == "192.168.1.101"
+    assert event.face_rect is not None
+    rect = event.face_rect
+    assert (rect.left, rect.top, rect.right, rect.bottom) == (50, 23, 173, 183)
+    # The attributes worth keeping, but never the face's feature vector (a biometric
+    # template) nor the landmarks, in the spool or anywhere a plugin can see.
+    assert event.face_quality["attr"] == {"gender": "male", "age": "youth"}
+    assert "recognize_face_attr" not in event.raw
+    assert "r6Y8" not in repr(event.to_parts()[0])
+
+
+@pytest.mark.parametrize(
+    "box",
+    [[1, 2, 3], ["a", 2, 3, 4], [10, 10, 5, 5], [float("nan"), 0, 1, 1], "50,23,173,183", None],
+)
+def test_v6_bad_face_box_is_no_face_rect_and_no_error(box):
+    event = parse_event(v6_live(recognize_face_attr={"box": box}))
+    assert event.face_rect is None
+    assert event.person_type is PersonType.EMPLOYEE
+
+
+def test_v6_example_shape_reg_pic_data_uri_and_score_on_0_1():
+    # The vendor's own example: reg_pic for the gallery photo, no event_id, no user_type.
+    raw = v6_live(score=0.6231614351272583, reg_pic="data:image/jpeg;base64," + b64(REG))
+    for key in ("event_id", "user_type", "register_image"):
+        del raw[key]
+    event = parse_event(raw)
+    assert event.reg_pic == REG and event.face_pic == FACE
+    assert event.score == pytest.approx(0.623161)
+    assert event.box_event_id is None
+    # Same recognition, same id, whichever of the two shapes carried it.
+    assert event.event_id == parse_event(v6_live()).event_id
+
+
+def test_v5_live_record():
+    event = parse_event(v5_live())
+    assert event.device == "04f98265-1fad-47e5-9dda-66e191272055"
+    assert event.device_ip == "192.168.1.243"
+    assert event.device_type is DeviceType.GATE
+    assert event.person_type is PersonType.VIP
+    assert event.identity_info["image_id"] == "5282"
+    assert (event.reg_pic, event.spot_pic, event.face_pic) == (REG, SCENE, FACE)
+
+
+def test_v5_identity_info_type_names_the_person_when_ext_data_does_not():
+    raw = v5_live(identity_info={"addTime": 1594111791, "name": "stranger", "type": 4})
+    del raw["ext_data"]["person_type"]
+    assert parse_event(raw).person_type is PersonType.STRANGER
+
+
+def test_v5_and_v6_copies_of_one_recognition_share_the_event_id():
+    v5 = parse_event(v5_live(identity_id="100000"))
+    v6 = parse_event(v6_live())
+    assert v5.event_id == v6.event_id
+
+
 def test_numeric_strings_and_ints_as_strings():
     raw = payload("v2r1")
     raw.update(timestamp=str(NOW_MS), score="0.75", person_type="2", device_type=4, identity_id=42)

@@ -126,9 +126,11 @@ def box_device(ctx: Context, box_slug: str, box: dict[str, Any]) -> tuple[str, d
         "name": box.get("name") or f"SophonFog box {box['box']}",
         "manufacturer": MANUFACTURER,
         "model": "AI box",
-        "serial_number": box["box"],
         "via_device": ctx.ident("bridge"),
     }
+    if not box.get("link"):
+        # A box the bridge connects to is known by its configured name, not a serial.
+        device["serial_number"] = box["box"]
     if box.get("sw_version"):
         device["sw_version"] = box["sw_version"]
 
@@ -164,6 +166,21 @@ def box_device(ctx: Context, box_slug: str, box: dict[str, Any]) -> tuple[str, d
     for key, (name, options) in BOX_SENSORS.items():
         if key in ALWAYS_ANNOUNCED or key in reported:
             components[key] = metric(key, name, **options)
+    if box.get("link"):
+        # Only boxes the bridge holds a websocket to (V5/V6); V2 boxes push over HTTP.
+        link = ctx.topics.box_link(box_slug)
+        components["link"] = _entity(
+            ctx,
+            "binary_sensor",
+            owner,
+            "link",
+            "Event link",
+            state_topic=link,
+            value_template="{{ 'ON' if value_json.connected else 'OFF' }}",
+            device_class="connectivity",
+            entity_category="diagnostic",
+            json_attributes_topic=link,
+        )
     return owner, ctx.envelope(device, components)
 
 

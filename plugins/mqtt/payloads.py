@@ -7,7 +7,7 @@ import json
 import logging
 from typing import Any
 
-from sophonfog_bridge import BoxStatus, DoorDecision, Event
+from sophonfog_bridge import BoxLink, BoxStatus, DoorDecision, Event
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,19 @@ def devices_online(status: BoxStatus, budget: int = ATTRIBUTES_BUDGET) -> dict[s
             break
         compact[sub.ep_id] = sub.online
     return compact
+
+
+def link_json(link: BoxLink) -> str:
+    return dumps(
+        {
+            "box": link.box,
+            "connected": link.connected,
+            "since": link.since.isoformat(timespec="seconds"),
+            "firmware": link.firmware,
+            "reason": link.reason,
+            "devices": len(link.devices),
+        }
+    )
 
 
 def access_json(decision: DoorDecision) -> str:

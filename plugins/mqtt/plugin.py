@@ -22,7 +22,15 @@ from typing import Any
 
 import voluptuous as vol
 
-from sophonfog_bridge import BoxStatus, DoorDecision, Event, EventKind, RetryLater, hookimpl
+from sophonfog_bridge import (
+    BoxLink,
+    BoxStatus,
+    DoorDecision,
+    Event,
+    EventKind,
+    RetryLater,
+    hookimpl,
+)
 
 from . import discovery, payloads
 from .announcer import Announcer
@@ -133,6 +141,24 @@ class MqttPlugin:
             topic, message = self.topics.box(slug(status.box)), payloads.box_json(status)
             self.known.publish([(topic, message, True)], {topic: message})
         self._boxes[status.box] = status
+
+    @hookimpl
+    def handle_box_link(self, link: BoxLink) -> None:
+        """The websocket link to a V5/V6 box: a connectivity sensor, and its named devices."""
+        with self._publishing():
+            self.known.ensure_box({"box": link.box, "name": link.box, "link": True})
+            for sub in link.devices:
+                self.known.ensure_device(
+                    {
+                        "device": sub.ep_id,
+                        "name": sub.name,
+                        "device_ip": sub.ip,
+                        "device_type": sub.device_type.value,
+                        "box": link.box,
+                    }
+                )
+            topic, message = self.topics.box_link(slug(link.box)), payloads.link_json(link)
+            self.known.publish([(topic, message, True)], {topic: message})
 
     @hookimpl
     def handle_door_decision(self, decision: DoorDecision) -> None:

@@ -55,6 +55,9 @@ class Topics:
     def box(self, box_slug: str) -> str:
         return f"{self.base}/box/{box_slug}/status"
 
+    def box_link(self, box_slug: str) -> str:
+        return f"{self.base}/box/{box_slug}/link"
+
     def person(self, person_slug: str, leaf: str) -> str:
         return f"{self.base}/person/{person_slug}/{leaf}"
 

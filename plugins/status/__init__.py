@@ -13,7 +13,7 @@ from typing import Any
 import bottle
 import voluptuous as vol
 
-from sophonfog_bridge import BoxStatus, DoorDecision, Event, hookimpl
+from sophonfog_bridge import BoxLink, BoxStatus, DoorDecision, Event, hookimpl
 
 from .board import Board
 from .page import render_page
@@ -85,6 +85,10 @@ class StatusPlugin:
     @hookimpl
     def handle_box_status(self, status: BoxStatus) -> None:
         self.board.add_box(status)
+
+    @hookimpl
+    def handle_box_link(self, link: BoxLink) -> None:
+        self.board.add_link(link)
 
     @hookimpl
     def register_routes(self, bridge: Any) -> list[tuple[str, str, Any]]:

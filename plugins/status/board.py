@@ -13,7 +13,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sophonfog_bridge import BoxStatus, DoorDecision, Event
+from sophonfog_bridge import BoxLink, BoxStatus, DoorDecision, Event
 
 IMAGES = {"face": "face_pic", "scene": "spot_pic", "registered": "reg_pic", "ir": "ir_pic"}
 
@@ -32,6 +32,7 @@ class Board:
         self._decisions: OrderedDict[str, DoorDecision] = OrderedDict()
         self._remote: list[DoorDecision] = []
         self._boxes: dict[str, BoxStatus] = {}
+        self._links: dict[str, BoxLink] = {}
 
     def add_event(self, event: Event) -> None:
         with self._lock:
@@ -62,6 +63,10 @@ class Board:
     def add_box(self, status: BoxStatus) -> None:
         with self._lock:
             self._boxes[status.box] = status.merged_onto(self._boxes.get(status.box))
+
+    def add_link(self, link: BoxLink) -> None:
+        with self._lock:
+            self._links[link.box] = link
 
     def image(self, event_id: str, which: str) -> tuple[bytes | None, dict[str, bytes] | None]:
         """The original image bytes and the entry's thumbnail cache, or (None, None)."""
@@ -107,6 +112,7 @@ class Board:
         device the bridge remembers (online unknown until a heartbeat names it)."""
         with self._lock:
             statuses = dict(self._boxes)
+            links = dict(self._links)
         boxes: dict[str, dict[str, Any]] = {}
         for status in statuses.values():
             boxes[status.box] = {
@@ -151,6 +157,18 @@ class Board:
                     "location": known.get("location", ""),
                     "online": None,
                 }
+        for name, link in links.items():
+            box = boxes.setdefault(
+                name, {"box": name, "name": "", "ip": None, "online": None, "devices": {}}
+            )
+            box["link"] = {
+                "connected": link.connected,
+                "since": link.since.isoformat(),
+                "firmware": link.firmware,
+                "reason": link.reason,
+            }
+            if box["online"] is None:
+                box["online"] = link.connected
         return [
             {**box, "devices": sorted(box["devices"].values(), key=lambda d: d["device"])}
             for _, box in sorted(boxes.items())

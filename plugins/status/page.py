@@ -239,6 +239,8 @@ function renderBoxes(boxes) {
     if (b.temperature != null) facts.push(b.temperature + " °C");
     if (b.uptime_s != null) facts.push("up " + Math.round(b.uptime_s / 3600) + " h");
     if (b.seen_at) facts.push("heartbeat " + when(b.seen_at));
+    if (b.link) facts.push("websocket " + (b.link.connected ? "connected" : "down") +
+      " since " + when(b.link.since) + (b.link.reason ? " (" + b.link.reason + ")" : ""));
     if (facts.length) root.appendChild(el("div", "sub", facts.join(" · ")));
     const list = el("table", "devices");
     for (const d of b.devices) {
