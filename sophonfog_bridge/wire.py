@@ -286,8 +286,6 @@ ALIASES = {
     "grab_fiqa_info": ("grab_fiqa_info",),
     "box_fiqa_info": ("box_fiqa_info",),
 }
-# Face attributes worth keeping; never `feature*` (a biometric template) nor landmarks.
-FACE_ATTRIBUTES = ("gender", "age", "glasses", "mask", "hat", "expression")
 IMAGE_SOURCES = {
     "reg_pic": ("reg_pic", "register_image", "reg_image"),
     "spot_pic": ("spot_pic", "spot_image"),
@@ -473,18 +471,6 @@ def _face_rect(grab: Mapping[str, Any] | None, attr: Mapping[str, Any] | None) -
     return FaceRect(left, top, right, bottom)
 
 
-def _face_attributes(attr: Mapping[str, Any] | None) -> dict[str, str]:
-    out = {}
-    for key in FACE_ATTRIBUTES:
-        value = (attr or {}).get(key)
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            try:
-                out[key] = Text(32)(value)
-            except vol.Invalid:
-                continue
-    return {k: v for k, v in out.items() if v}
-
-
 def event_id_for(device_key: str, identity_id: str, timestamp: datetime) -> str:
     """One recognition, one id, whichever route or copy it came by.
 
@@ -595,7 +581,6 @@ def parse_event(
             for k, v in (
                 ("grab", flat.get("grab_fiqa_info")),
                 ("box", flat.get("box_fiqa_info")),
-                ("attr", _face_attributes(flat.get("recognize_face_attr"))),
             )
             if v
         },

@@ -153,9 +153,9 @@ def test_v6_live_record_face_box_becomes_the_face_rect():
     assert event.face_rect is not None
     rect = event.face_rect
     assert (rect.left, rect.top, rect.right, rect.bottom) == (50, 23, 173, 183)
-    # The attributes worth keeping, but never the face's feature vector (a biometric
-    # template) nor the landmarks, in the spool or anywhere a plugin can see.
-    assert event.face_quality["attr"] == {"gender": "male", "age": "youth"}
+    # The attributes, but never the face's feature vector (a biometric template), in the
+    # spool or anywhere a plugin can see.
+    assert event.face_attributes["gender"] == "male" and event.face_attributes["age"] == "youth"
     assert "recognize_face_attr" not in event.raw
     assert "r6Y8" not in repr(event.to_parts()[0])
 
