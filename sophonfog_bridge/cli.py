@@ -181,6 +181,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0 if result.failed == 0 else 1
 
 
+def cmd_emulate_box(args: argparse.Namespace) -> int:
+    # Loaded only here: the bridge itself never imports the emulator.
+    from .emulator.run import run
+
+    return run(args)
+
+
 def _encode_multipart(fields: dict[str, str]) -> tuple[bytes, str]:
     boundary = uuid.uuid4().hex
     parts = []
@@ -245,6 +252,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--delay", type=float, default=0.0, help="seconds between events")
     p.add_argument("--timeout", type=float, default=5.0)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("emulate-box", help="run an emulated V5R7 / V6 box (websocket firmware)")
+    p.add_argument("--firmware", choices=["v5", "v6"], required=True)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--api-port", type=int, default=5555)
+    p.add_argument("--ws-port", type=int, default=5679)
+    p.add_argument("--system-port", type=int, default=8888)
+    p.add_argument("--rate", type=float, default=6.0, help="recognitions a minute (0: none)")
+    p.add_argument("--devices", type=int, default=2, help="how many capture devices")
+    p.add_argument("--username", default="admin")
+    p.add_argument("--password", default="admin")
     return top
 
 
@@ -255,6 +273,7 @@ COMMANDS = {
     "send-test-event": cmd_send_test_event,
     "configure-box": cmd_configure_box,
     "replay": cmd_replay,
+    "emulate-box": cmd_emulate_box,
 }
 
 
