@@ -57,6 +57,8 @@ class Bridge:
         self.metrics = Metrics()
         self.activity = ReceiverActivity()
         self.dispatcher: Dispatcher | None = None
+        # Per-box back-fill (sources/backfill.py), started by the `run` command only.
+        self.backfills: dict[str, Any] = {}
 
     # ---- setup -------------------------------------------------------------------------
 
@@ -199,7 +201,11 @@ class Bridge:
             "spool_depth": self.spool.depth(),
             "spool_last_seq": self.spool.last_seq,
             "plugins": plugins,
+            **({"boxes": self._box_health()} if self.backfills else {}),
         }
+
+    def _box_health(self) -> dict[str, Any]:
+        return {name: {"backfill": b.state()} for name, b in self.backfills.items()}
 
 
 def _iso_age(text: str, cutoff: float) -> float | None:

@@ -26,6 +26,12 @@ class RecentIds:
                 self._seen.popitem(last=False)
             return True
 
+    def __contains__(self, event_id: object) -> bool:
+        """Whether the id is remembered now (without claiming it)."""
+        with self._lock:
+            self._expire(time.monotonic())
+            return event_id in self._seen
+
     def release(self, event_id: str) -> None:
         """Forget an id whose event could not be recorded after all."""
         with self._lock:

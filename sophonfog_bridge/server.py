@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from waitress.server import create_server
 
 from .app import create_app
+from .sources.backfill import start_backfills
 
 if TYPE_CHECKING:
     from .bridge import Bridge
@@ -42,6 +43,8 @@ def serve(bridge: Bridge) -> None:
         clear_untrusted_proxy_headers=False,
     )
     bridge.start()
+    # A minimal starter until the box client owns its back-fill: the bridge was down.
+    bridge.backfills = start_backfills(bridge)
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame) -> None:
@@ -58,5 +61,7 @@ def serve(bridge: Bridge) -> None:
         server.run()
     finally:
         server.close()
+        for backfill in bridge.backfills.values():
+            backfill.stop()
         bridge.stop()
         log.info("stopped")
