@@ -95,7 +95,7 @@ def cmd_send_test_event(args: argparse.Namespace) -> int:
         ep_id=args.ep_id,
     )
     url = args.url
-    if args.shape == "history" and url.endswith("/RealTimeEvent"):
+    if args.shape.endswith("history") and url.endswith("/RealTimeEvent"):
         url = url[: -len("/RealTimeEvent")] + "/EventServer/api/SophonFogHistoryEvent"
     if args.form:
         body, content_type = _encode_multipart(samples.as_form(payload))

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from . import images
 
-IMAGE_FIELDS = ("reg_pic", "spot_pic", "face_pic")
+IMAGE_FIELDS = ("reg_pic", "spot_pic", "face_pic", "ir_pic")
 
 
 class PersonType(str, enum.Enum):
@@ -153,6 +153,8 @@ class Event(_Model):
     reg_pic: bytes | None = field(default=None, repr=False)
     spot_pic: bytes | None = field(default=None, repr=False)
     face_pic: bytes | None = field(default=None, repr=False)
+    # The infrared frame some gates take beside the colour one (V5/V6 history uploads).
+    ir_pic: bytes | None = field(default=None, repr=False)
     face_rect: FaceRect | None = None
     face_quality: Mapping[str, Any] = field(default_factory=dict)
     identity_info: Mapping[str, Any] = field(default_factory=dict)
@@ -160,6 +162,15 @@ class Event(_Model):
     want_action: str | None = None
     # The box's own id for the event (V6), kept to fetch its photos; never the identity.
     box_event_id: str | None = None
+    # The capture device's name as the box gave it (V5/V6 history uploads).
+    device_name: str = ""
+    # What the box found about the face (age, gender, mask, glasses, hat, expression,
+    # landmarks), as it sent them; never the feature vector (biometric, dropped at the door).
+    face_attributes: Mapping[str, Any] = field(default_factory=dict)
+    # A later copy of an event already recorded, carrying only the photos the first copy
+    # lacked (a V6 history upload brings the scene its live copy never has). Always
+    # history: plugins add its photos to the first copy's and act on nothing.
+    completes: bool = False
     # How it reached the bridge ("http", "websocket", "query"), for the audit trail only:
     # nothing may act differently on it.
     transport: str = "http"
@@ -214,6 +225,11 @@ class SubDevice:
         return {k: _plain(v) for k, v in dataclasses.asdict(self).items()}
 
 
+HEALTH_AND_DEVICES = ("health", "devices")
+# What a capture-device push says; everything else in BoxStatus is the box's health.
+_DEVICE_FIELDS = frozenset({"box", "sub_devices", "received_at", "raw", "parts"})
+
+
 @dataclass(frozen=True)
 class BoxStatus(_Model):
     """A box heartbeat (`DeviceStatus`): the box's health and its capture devices."""
@@ -237,6 +253,21 @@ class BoxStatus(_Model):
     sub_devices: tuple[SubDevice, ...] = ()
     received_at: datetime = field(default_factory=utcnow)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    # The system monitor of V5/V6 boxes. Units: % for tpu_usage (like cpu_usage), 0..1
+    # for disk_usage (like memory_usage), GB, °C, r/min, seconds.
+    nnsdk_version: str | None = None
+    tpu_usage: float | None = None
+    memory_used_gb: float | None = None
+    disk_usage: float | None = None
+    external_disk_mounted: bool | None = None
+    external_disk_size_gb: float | None = None
+    external_disk_free_gb: float | None = None
+    board_temperature: float | None = None
+    fan_speed_rpm: float | None = None
+    uptime_s: float | None = None
+    # What this push reported: V5/V6 boxes send their health and their capture devices
+    # in separate pushes, and one must not blank out what the other said.
+    parts: tuple[str, ...] = HEALTH_AND_DEVICES
 
     @classmethod
     def _revive(cls, kwargs: dict[str, Any]) -> BoxStatus:
@@ -244,7 +275,27 @@ class BoxStatus(_Model):
             SubDevice(**{**d, "device_type": DeviceType(d["device_type"])})
             for d in kwargs.get("sub_devices", ())
         )
+        kwargs["parts"] = tuple(kwargs.get("parts", HEALTH_AND_DEVICES))
         return cls(**kwargs)
+
+    def merged_onto(self, previous: BoxStatus | None) -> BoxStatus:
+        """This push, with what it did not report taken from the box's previous one."""
+        if (
+            previous is None
+            or previous.box != self.box
+            or set(self.parts) >= set(HEALTH_AND_DEVICES)
+        ):
+            return self
+        if "devices" in self.parts:
+            keep = {
+                f.name: getattr(previous, f.name)
+                for f in dataclasses.fields(self)
+                if f.name not in _DEVICE_FIELDS and getattr(self, f.name) in (None, "")
+            }
+        else:
+            keep = {"sub_devices": previous.sub_devices}
+        parts = tuple(p for p in HEALTH_AND_DEVICES if p in self.parts or p in previous.parts)
+        return dataclasses.replace(self, **keep, parts=parts)
 
 
 class DecisionResult(str, enum.Enum):

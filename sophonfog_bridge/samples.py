@@ -18,7 +18,7 @@ DEVICE_CODES = {
     "ipc_dynamic": "3",
     "access_control": "4",
 }
-SHAPES = ("v2r1", "v2r2", "history", "ws", "platform")
+SHAPES = ("v2r1", "v2r2", "history", "ws", "platform", "v5history", "v6history")
 
 
 def jpeg(width: int = 320, height: int = 240, seed: int = 0, quality: int = 85) -> bytes:
@@ -146,7 +146,117 @@ def event_payload(
             "recognize_face_image": "data:image/jpeg;base64," + b64(face),
             "recognize_face_attr": {"age": 30, "gender": "male"},
         }
+    if shape in ("v5history", "v6history"):
+        maker = v5_history if shape == "v5history" else v6_history
+        return maker(
+            ep_id, identity_id, identity_name, person_type, score, ts_ms, scene, registered, face
+        )
     raise ValueError(f"unknown shape {shape!r}; use one of {', '.join(SHAPES)}")
+
+
+FACE_BOX = [100, 40, 200, 160]
+
+
+def _face_attr(feature: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "point": [133.0, 88.0, 167.0, 88.0, 150.0, 110.0],
+        "box": FACE_BOX,
+        "gender": "male",
+        "age": "youth",
+        "mask": None,
+        "glasses": None,
+        "hat": None,
+        "expression": None,
+        **feature,
+    }
+
+
+def v5_history(
+    ep_id: str,
+    identity_id: str,
+    identity_name: str,
+    person_type: str,
+    score: float,
+    ts_ms: int,
+    scene: bytes,
+    registered: bytes,
+    face: bytes,
+    ir: bytes | None = None,
+) -> dict[str, Any]:
+    """A V5R7 history upload (§3.3): `ep_info`, `*_pic`, the feature as a list of floats.
+
+    Its camera's `device_id` is the one the V5 live record ("platform" shape) carries.
+    """
+    dev_sno, _, ip = ep_id.partition("__")
+    return {
+        "api_version": "1.0",
+        "identity_id": identity_id,
+        "identity_name": identity_name,
+        "identity_info": {"face_ids": ["f1"], "image_id": "img-1"},
+        "timestamp": ts_ms,
+        "out_timestamp": ts_ms + 3500,
+        "score": score,
+        "want_action": "0",
+        "person_type": PERSON_CODES[person_type],
+        "ep_info": {
+            "ep_id": ep_id,
+            "ep_type": "rtsp",
+            "ep_ip": ip,
+            "ep_name": "Front door",
+            "device_id": str(uuid.uuid5(uuid.NAMESPACE_URL, ep_id)),
+        },
+        "dev_sno": dev_sno,
+        "reg_pic": b64(registered),
+        "spot_pic": b64(scene),
+        "ir_pic": b64(ir) if ir else "",
+        "recognize_face": b64(face),
+        "recognize_face_attr": _face_attr({"feature": [0.125, -0.5, 0.25]}),
+    }
+
+
+def v6_history(
+    ep_id: str,
+    identity_id: str,
+    identity_name: str,
+    person_type: str,
+    score: float,
+    ts_ms: int,
+    scene: bytes,
+    registered: bytes,
+    face: bytes,
+    ir: bytes | None = None,
+    feature_key: str = "feature_base64_str",
+    license_key: str = "NAAXWN000120210813164813",
+) -> dict[str, Any]:
+    """A V6 history upload (§3.3): `media_device_info`, `*_image`, the feature as base64.
+
+    `ep_id` is the camera's `media_device_id`, as in the V6 live record ("ws" shape).
+    """
+    ip = ep_id.partition("__")[2] or "172.28.9.38"
+    return {
+        "api_version": "2.0",
+        "identity_id": identity_id,
+        "timestamp": ts_ms,
+        "identity_name": identity_name,
+        "media_device_info": {
+            "media_device_ip": ip,
+            "media_device_type": "rtsp",
+            "media_device_name": "Front door",
+            "media_device_id": ep_id,
+            "media_device_url": f"rtsp://{ip}:554/ch1",
+        },
+        "in_timestamp": ts_ms - 400,
+        "recognize_face_image": b64(face),
+        "ir_image": b64(ir) if ir else "",
+        "post_action": "0",
+        "user_type": person_type,
+        "spot_image": b64(scene),
+        "out_timestamp": ts_ms + 3500,
+        "score": round(score * 100, 2),
+        "reg_image": b64(registered),
+        "mq_license_key": license_key,
+        "recognize_face_attr": _face_attr({feature_key: b64(b"\x00\x01feature")}),
+    }
 
 
 def status_payload(box: str = "AKOPKKKKK", devices: int = 2) -> dict[str, Any]:
@@ -180,6 +290,125 @@ def status_payload(box: str = "AKOPKKKKK", devices: int = 2) -> dict[str, Any]:
             }
             for i in range(devices)
         ],
+    }
+
+
+def devices_payload(version: str, box: str = "AKOPKKKKK", devices: int = 2, **kw) -> dict:
+    """A capture-device status push: V5 `dev_sno` + `sub_devices` of `ep_*`, or V6
+    `mq_license_key` + `media_devices` (`list_name` "sub_devices" for the docs' example)."""
+    if version == "v5":
+        return {
+            "dev_sno": box,
+            "sub_devices": [
+                {
+                    "ep_id": f"{box}__192.168.1.{101 + i}",
+                    "ep_ip": f"192.168.1.{101 + i}",
+                    "ep_status": "offline" if i == 1 else "online",
+                    "ep_location": "c4a1b2",
+                    "ep_type": "rtsp",
+                    "ep_name": f"Gate {i + 1}",
+                }
+                for i in range(devices)
+            ],
+        }
+    return {
+        "mq_license_key": box,
+        kw.get("list_name", "media_devices"): [
+            {
+                "media_device_id": f"{box}__192.168.1.{101 + i}",
+                "media_device_url": f"rtsp://192.168.1.{101 + i}:554/ch1",
+                "media_device_ip": f"192.168.1.{101 + i}",
+                "media_device_name": f"Gate {i + 1}",
+                "media_device_status": "offline" if i == 1 else "online",
+                "media_device_type": "rtsp",
+                "permission_id": "820737ae",
+            }
+            for i in range(devices)
+        ],
+    }
+
+
+def system_payload(version: str, box: str = "AKOPKKKKK") -> dict[str, Any]:
+    """A box system-monitor push (§4.2) as V5R7 or V6 firmware sends it."""
+    common = {
+        "gateway_ip": "192.168.1.64 192.168.150.1",
+        "gateway_port": 80,
+        "gateway_name": "Lobby box",
+        "gateway_sn": box,
+        "gateway_status": "online",
+        "board_temperature": 41,
+    }
+    if version == "v5":
+        return {
+            **common,
+            "dev_sno": box,
+            "gateway_ext_data": {
+                "sw_version": "V5R7C01",
+                "sdk_version": "2.2.0",
+                "nnsdk_version": "1.4",
+                "gateway_mac": "e0:a5:09:26:14:22",
+                "box_usage": None,
+            },
+            "cpu_info": {"cpu_rate": 0.235, "info": {"cpu_type": "arm", "cpu_freq": "2.3GHz"}},
+            "tpu_info": {"tpu_rate": 0.12, "info": {"detail": "BM1684"}},
+            "memory_info": {
+                "hardware_total_memory": "12G",
+                "total_memory": "3.71G",
+                "total_free_memory": "2.0G",
+                "total_used_memory": "1.71G",
+                "total_memory_scale": 0.46,
+            },
+            "disk_info": {
+                "hardware_total_disk": "32G",
+                "disk_rate": 0.25,
+                "total_disk": "28.0G",
+                "free_disk": "21.0G",
+                "used_disk": "7.0G",
+            },
+            "external_hard_drives_info": {
+                "external_hard_state": "1",
+                "external_hard_disk_rate": 0.5,
+                "external_hard_total_disk": "931.5G",
+                "external_hard_free_disk": "465.7G",
+                "external_hard_used_disk": "465.8G",
+            },
+            "temperature": 52,
+            "fan_speed": "0r/min",
+            "uptime": "1 day, 9 hours",
+        }
+    return {
+        **common,
+        "gateway_mac": "e0:a5:09:26:14:22",
+        "reporter_id": box,
+        "cpu_info": {"cur_cpu_usage": 0.31, "cpu_arch": "aarch64", "cpu_cores": "8"},
+        "tpu_info": {"tpu_usage": 0.4, "tpu_description": "BM1684X"},
+        "memory_info": {
+            "total_memory": "3.71G",
+            "svt_memory": "3.71G",
+            "svt_free_memory": "2.17G",
+            "svt_used_memory": "549.0M",
+            "svt_memory_usage": 0.148,
+        },
+        "emmc": {
+            "mount_status": True,
+            "nominal_capacity": "32G",
+            "disk_usage": 0.3,
+            "total_disk": "28.0G",
+            "free_disk": "19.6G",
+            "used_disk": "8.4G",
+        },
+        "hdd": {
+            "mount_status": False,
+            "nominal_capacity": "",
+            "disk_usage": 0.0,
+            "total_disk": "0",
+            "free_disk": "0",
+            "used_disk": "0",
+        },
+        "core_temperature": 55.5,
+        "board_temperature": 43.0,
+        "fan_speed": 2400.0,
+        "uptime": "2hours,40minutes",
     }
 
 

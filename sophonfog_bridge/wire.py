@@ -21,8 +21,9 @@ from typing import Any
 
 import voluptuous as vol
 
-from . import images
+from . import boxhealth, images
 from .event import (
+    HEALTH_AND_DEVICES,
     BoxStatus,
     DeviceType,
     Event,
@@ -62,6 +63,10 @@ DICT_FIELDS = (
     "recognize_face_attr",
     "gateway_ext_data",
     "sub_devices",
+    "ep_info",
+    "media_device_info",
+    "media_devices",
+    *boxhealth.MONITOR_DICTS,
 )
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
 # Names and ids are one line: a newline in one breaks log lines, captions and syslog.
@@ -226,6 +231,12 @@ EVENT_SCHEMA = vol.Schema(
         vol.Optional("grab_fiqa_info"): OptionalDict,
         vol.Optional("box_fiqa_info"): OptionalDict,
         vol.Optional("ext_data"): OptionalDict,
+        vol.Optional("recognize_face_attr"): OptionalDict,
+        vol.Optional("ep_info"): OptionalDict,
+        vol.Optional("media_device_info"): OptionalDict,
+        vol.Optional("device_name"): Nullable(Text()),
+        vol.Optional("device_url"): Nullable(Text(1024)),
+        vol.Optional("capture_type"): Nullable(Text(32)),
     },
     extra=vol.ALLOW_EXTRA,
 )
@@ -247,6 +258,8 @@ STATUS_SCHEMA = vol.Schema(
     {
         vol.Optional("gateway_sn"): Nullable(Text()),
         vol.Optional("dev_sno"): Nullable(Text()),
+        vol.Optional("reporter_id"): Nullable(Text()),
+        vol.Optional("mq_license_key"): Nullable(Text()),
         vol.Optional("gateway_ip"): Nullable(Text(64)),
         vol.Optional("gateway_name", default=""): Nullable(Text()),
         vol.Optional("gateway_status", default="online"): Flag,
@@ -266,15 +279,39 @@ ALIASES = {
     "device_ip": ("device_ip", "media_device_ip"),
     "person_type": ("person_type", "user_type"),
     "device_type": ("device_type",),
-    "dev_sno": ("dev_sno",),
+    "dev_sno": ("dev_sno", "mq_license_key"),
+    "want_action": ("want_action", "post_action"),
+    "capture_type": ("media_device_type",),
     "grab_fiqa_info": ("grab_fiqa_info",),
     "box_fiqa_info": ("box_fiqa_info",),
 }
 IMAGE_SOURCES = {
-    "reg_pic": ("reg_pic", "register_image"),
-    "spot_pic": ("spot_pic",),
+    "reg_pic": ("reg_pic", "register_image", "reg_image"),
+    "spot_pic": ("spot_pic", "spot_image"),
     "face_pic": ("recognize_face", "recognize_face_image"),
+    "ir_pic": ("ir_pic", "ir_image"),
 }
+# V5 (`ep_info`) and V6 (`media_device_info`) history uploads name the capture device in a
+# dict of its own; its keys land on the flat names the live records use.
+DEVICE_INFO = {
+    "media_device_info": {
+        "media_device_id": "device_id",
+        "media_device_ip": "device_ip",
+        "media_device_name": "device_name",
+        "media_device_type": "capture_type",
+        "media_device_url": "device_url",
+    },
+    "ep_info": {
+        "device_id": "device_id",
+        "ep_id": "ep_id",
+        "ep_ip": "device_ip",
+        "ep_name": "device_name",
+        "ep_type": "capture_type",
+    },
+}
+# The face's feature vector is a biometric template: it is never stored or published.
+FEATURE_KEYS = frozenset({"feature", "feature_binary", "feature_base64_str"})
+FRAME_TIMES = ("in_timestamp", "out_timestamp")
 
 
 # ---- the body -----------------------------------------------------------------------------
@@ -334,7 +371,20 @@ def _lift(payload: Mapping[str, Any]) -> dict[str, Any]:
             for where in (payload, ext):
                 if where.get(source) not in (None, "") and flat.get(name) in (None, ""):
                     flat[name] = where[source]
+    _lift_device_info(payload, flat)
     return flat
+
+
+def _lift_device_info(payload: Mapping[str, Any], flat: dict[str, Any]) -> None:
+    """`ep_info` / `media_device_info` -> the flat names, so the upload of a recognition
+    names its camera (and so gets its identity) exactly as the live copy does."""
+    for block, names in DEVICE_INFO.items():
+        info = payload.get(block)
+        if not isinstance(info, Mapping):
+            continue
+        for source, name in names.items():
+            if info.get(source) not in (None, "") and flat.get(name) in (None, ""):
+                flat[name] = info[source]
 
 
 def _images(
@@ -356,6 +406,46 @@ def _images(
             except ValueError as err:
                 warnings.append(f"{source}: {err}, image dropped")
             break
+    return found, warnings
+
+
+def _attr_rect(attr: Mapping[str, Any]) -> FaceRect | None:
+    """`recognize_face_attr.box` `[left, top, right, bottom]` in scene pixels."""
+    box = attr.get("box")
+    if not isinstance(box, (list, tuple)) or len(box) != 4:
+        return None
+    try:
+        left, top, right, bottom = (int(_number(v)) for v in box)
+    except vol.Invalid:
+        return None
+    if right <= left or bottom <= top:
+        return None
+    return FaceRect(left=left, top=top, right=right, bottom=bottom)
+
+
+def _face_attributes(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """The face attributes the box found, without the feature vector (biometric data)."""
+    attr = flat.get("recognize_face_attr")
+    if not isinstance(attr, Mapping):
+        ext = flat.get("ext_data") or {}
+        attr = ext.get("recognize_face_attr") if isinstance(ext, Mapping) else None
+    if not isinstance(attr, Mapping):
+        return {}
+    return {k: v for k, v in attr.items() if k not in FEATURE_KEYS}
+
+
+def _frame_times(flat: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
+    """When the person entered and left the frame (history uploads), as ISO 8601."""
+    found: dict[str, str] = {}
+    warnings: list[str] = []
+    for name in FRAME_TIMES:
+        value = flat.get(name)
+        if value in (None, ""):
+            continue
+        try:
+            found[name] = Timestamp(value).isoformat(timespec="milliseconds")
+        except vol.Invalid as err:
+            warnings.append(f"{name}: {err.error_message}, dropped")
     return found, warnings
 
 
@@ -397,6 +487,25 @@ def _device_key(flat: Mapping[str, Any]) -> str:
     return f"ep:{ep_id}" if ep_id else "unknown"
 
 
+# Keys the model holds (or drops on purpose): not kept again in `raw` / `ext_data`.
+CONSUMED = frozenset(
+    {
+        *ALIASES,
+        *(source for sources in IMAGE_SOURCES.values() for source in sources),
+        *DEVICE_INFO,
+        *FRAME_TIMES,
+        "media_device_ip",
+        "media_device_id",
+        "user_type",
+        "mq_license_key",
+        "post_action",
+        "recognize_face_attr",
+        "device_name",
+        "device_url",
+    }
+)
+
+
 def parse_event(
     payload: Mapping[str, Any],
     *,
@@ -418,6 +527,9 @@ def parse_event(
     flat = _validate(EVENT_SCHEMA, _lift(payload))
     event_id = event_id_for(_device_key(flat), flat["identity_id"], flat["timestamp"])
     found, warnings = _images(payload, max_image_bytes, decode_images)
+    attributes = _face_attributes(flat)
+    frame_times, time_warnings = _frame_times(flat)
+    warnings += time_warnings
     ext = dict(flat.get("ext_data") or {})
     ep_id = flat.get("ep_id") or None
     device_ip = flat.get("device_ip") or None
@@ -431,8 +543,7 @@ def parse_event(
         warnings.append("no capture device id in the event")
     box = flat.get("dev_sno") or (ep_id.split("__", 1)[0] if ep_id and "__" in ep_id else None)
     timestamp, score = flat["timestamp"], flat["score"]
-    consumed = {*ALIASES, *(s for v in IMAGE_SOURCES.values() for s in v), "media_device_ip"}
-    consumed |= {"media_device_id", "user_type"}
+    consumed = CONSUMED
     raw = {k: v for k, v in payload.items() if k not in consumed and k != "ext_data"}
     return Event(
         event_id=event_id,
@@ -449,14 +560,20 @@ def parse_event(
         ep_id=ep_id,
         device_ip=device_ip,
         box=box,
-        face_rect=_face_rect(flat.get("grab_fiqa_info")),
+        face_rect=_attr_rect(attributes) or _face_rect(flat.get("grab_fiqa_info")),
+        face_attributes=attributes,
+        device_name=flat.get("device_name") or "",
         face_quality={
             k: v
             for k, v in (("grab", flat.get("grab_fiqa_info")), ("box", flat.get("box_fiqa_info")))
             if v
         },
         identity_info=flat.get("identity_info") or {},
-        ext_data={k: v for k, v in ext.items() if k not in consumed},
+        ext_data={
+            **{k: v for k, v in ext.items() if k not in consumed},
+            **frame_times,
+            **_device_extras(flat),
+        },
         want_action=flat.get("want_action"),
         warnings=tuple(warnings),
         raw=raw,
@@ -465,23 +582,77 @@ def parse_event(
     )
 
 
-def _optional_float(data: Mapping[str, Any], key: str) -> float | None:
-    try:
-        return _number(data[key]) if data.get(key) not in (None, "") else None
-    except vol.Invalid:
-        return None
+def _device_extras(flat: Mapping[str, Any]) -> dict[str, str]:
+    """The camera's stream URL and media type (`rtsp`, `photo`...), kept in ext_data."""
+    return {k: flat[k] for k in ("capture_type", "device_url") if flat.get(k)}
+
+
+# V6 names its capture devices `media_device_*`; V2 and V5 `ep_*`.
+MEDIA_DEVICE_KEYS = {
+    "media_device_id": "ep_id",
+    "media_device_name": "ep_name",
+    "media_device_ip": "ep_ip",
+    "media_device_status": "ep_status",
+    "media_device_type": "ep_type",
+    "media_device_url": "ep_url",
+}
+# The V6 table calls the list `media_devices`, its example `sub_devices`.
+DEVICE_LISTS = ("sub_devices", "media_devices")
+BOX_IDS = ("gateway_sn", "dev_sno", "reporter_id", "mq_license_key", "gateway_ip")
+
+
+def looks_like_status(payload: Any) -> bool:
+    """A status push rather than an event: no person, but a box id, health or devices."""
+    if not isinstance(payload, Mapping) or "identity_id" in payload:
+        return False
+    return any(k in payload for k in (*BOX_IDS, *DEVICE_LISTS, *boxhealth.HEALTH_KEYS))
+
+
+def _status_view(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """One device list under `sub_devices`, every device under its `ep_*` names."""
+    data = {k: v for k, v in payload.items() if k not in DEVICE_LISTS}
+    listed = [payload[k] for k in DEVICE_LISTS if k in payload]
+    devices: Any = listed[0] if len(listed) == 1 else None
+    if len(listed) > 1:
+        devices = [d for lst in listed if isinstance(lst, list) for d in lst]
+    if listed:
+        if isinstance(devices, list):
+            devices = [_ep_names(d) for d in devices]
+        data["sub_devices"] = devices
+    return data
+
+
+def _ep_names(device: Any) -> Any:
+    if not isinstance(device, Mapping):
+        return device
+    renamed = {MEDIA_DEVICE_KEYS.get(k, k): v for k, v in device.items()}
+    return {**renamed, **{k: device[k] for k in device if k.startswith("ep_")}}
+
+
+def _status_parts(payload: Mapping[str, Any]) -> tuple[str, ...]:
+    has_devices = any(k in payload for k in DEVICE_LISTS)
+    if boxhealth.reports_health(payload) or not has_devices:
+        return HEALTH_AND_DEVICES if has_devices else ("health",)
+    return ("devices",)
 
 
 def parse_status(payload: Mapping[str, Any]) -> BoxStatus:
-    """A `DeviceStatus` heartbeat -> BoxStatus. Raises WireError naming the bad field."""
+    """A box status push -> BoxStatus. Raises WireError naming the bad field.
+
+    V2 heartbeats, V5/V6 capture-device pushes (`dev_sno` / `mq_license_key` with their
+    device list) and V5/V6 system-monitor pushes (`gateway_*` with cpu, memory, disk...).
+    """
     if not isinstance(payload, Mapping):
         raise WireError("body: expected a JSON object")
     _shallow_body(payload)
-    data = _validate(STATUS_SCHEMA, dict(payload))
-    box = data.get("gateway_sn") or data.get("dev_sno") or data.get("gateway_ip")
+    data = _validate(STATUS_SCHEMA, _status_view(payload))
+    box = next((data[k] for k in BOX_IDS if data.get(k)), None)
     if not box:
-        raise WireError("gateway_sn: required (or dev_sno, or gateway_ip)")
+        raise WireError(
+            "gateway_sn: required (or dev_sno, reporter_id, mq_license_key, gateway_ip)"
+        )
     ext = data["gateway_ext_data"]
+    health = boxhealth.health_fields(payload)
     return BoxStatus(
         box=box,
         name=data.get("gateway_name") or "",
@@ -489,26 +660,24 @@ def parse_status(payload: Mapping[str, Any]) -> BoxStatus:
         online=data["gateway_status"],
         sw_version=_text_or_none(ext.get("sw_version")),
         sdk_version=_text_or_none(ext.get("sdk_version")),
-        mac=_text_or_none(ext.get("gateway_mac")),
-        cpu_usage=_optional_float(ext, "cpu_usage"),
-        memory_size_gb=_optional_float(ext, "memory_size"),
-        memory_usage=_optional_float(ext, "memory_usage"),
-        disk_size_gb=_optional_float(ext, "disk_size"),
-        disk_free_gb=_optional_float(ext, "disk_free_size"),
-        temperature=_optional_float(ext, "temperature"),
-        sub_devices=tuple(
-            SubDevice(
-                ep_id=d["ep_id"],
-                name=d.get("ep_name") or "",
-                ip=d.get("ep_ip"),
-                online=d["ep_status"],
-                location=d.get("ep_location") or "",
-                device_type=d["ep_type"],
-                url=d.get("ep_url"),
-            )
-            for d in data["sub_devices"]
-        ),
-        raw={k: v for k, v in payload.items() if k not in ("gateway_ext_data", "sub_devices")},
+        nnsdk_version=_text_or_none(ext.get("nnsdk_version")),
+        mac=_text_or_none(ext.get("gateway_mac") or payload.get("gateway_mac")),
+        **health,
+        sub_devices=tuple(_sub_device(d) for d in data["sub_devices"]),
+        parts=_status_parts(payload),
+        raw={k: v for k, v in payload.items() if k not in DEVICE_LISTS},
+    )
+
+
+def _sub_device(device: Mapping[str, Any]) -> SubDevice:
+    return SubDevice(
+        ep_id=device["ep_id"],
+        name=device.get("ep_name") or "",
+        ip=device.get("ep_ip"),
+        online=device["ep_status"],
+        location=device.get("ep_location") or "",
+        device_type=device["ep_type"],
+        url=device.get("ep_url"),
     )
 
 

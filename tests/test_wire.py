@@ -3,16 +3,33 @@
 from __future__ import annotations
 
 import base64
+import json
 import time
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from sophonfog_bridge import DeviceType, EventKind, PersonType
-from sophonfog_bridge.event import BoxStatus, Event
-from sophonfog_bridge.samples import as_form, b64, event_payload, jpeg, status_payload
-from sophonfog_bridge.wire import WireError, coerce_form, parse_event, parse_status
+from sophonfog_bridge import DeviceType, EventKind, PersonType, boxhealth
+from sophonfog_bridge.event import BoxStatus, Event, FaceRect
+from sophonfog_bridge.samples import (
+    as_form,
+    b64,
+    devices_payload,
+    event_payload,
+    jpeg,
+    status_payload,
+    system_payload,
+    v5_history,
+    v6_history,
+)
+from sophonfog_bridge.wire import (
+    WireError,
+    coerce_form,
+    looks_like_status,
+    parse_event,
+    parse_status,
+)
 
 NOW_MS = int(time.time() * 1000)
 SCENE, REG, FACE = jpeg(160, 120, seed=11), jpeg(64, 64, seed=12), jpeg(64, 64, seed=13)
@@ -265,3 +282,219 @@ def test_corruption_past_the_first_bytes_is_caught_when_the_spool_is_read():
     revived = Event.from_parts(*event.to_parts())
     assert revived.spot_pic is None and revived.reg_pic == REG
     assert revived.warnings == ("spot_pic: invalid base64, image dropped",)
+
+
+# ---- V5/V6 history uploads and status pushes ----------------------------------------------
+
+IR = jpeg(64, 48, seed=14)
+V6_DEVICE = "fb4eb129a3d64f0a81a04a00e36547b1"
+
+
+def v6_upload(**kw):
+    args = dict(ep_id=V6_DEVICE, identity_id="01200002", identity_name="小明")
+    args.update(person_type="employee", score=0.948, ts_ms=NOW_MS)
+    args.update(scene=SCENE, registered=REG, face=FACE, ir=IR)
+    return v6_history(**{**args, **kw})
+
+
+def v5_upload(**kw):
+    args = dict(ep_id="0xe0a509261422__192.168.1.100", identity_id="10001")
+    args.update(identity_name="小明", person_type="visitor", score=0.92, ts_ms=NOW_MS)
+    args.update(scene=SCENE, registered=REG, face=FACE, ir=IR)
+    return v5_history(**{**args, **kw})
+
+
+def no_feature_anywhere(event: Event) -> bool:
+    meta, _ = event.to_parts()
+    text = json.dumps(meta, ensure_ascii=False)
+    return not any(k in text for k in ("feature", "AAFmZWF0dXJl", "0.125"))
+
+
+@pytest.mark.parametrize("feature_key", ["feature_base64_str", "feature_binary"])
+def test_v6_history_upload_lands_whole_in_the_model(feature_key):
+    event = parse_event(v6_upload(feature_key=feature_key), history=True)
+    assert event.kind is EventKind.HISTORY and event.want_action == "0"
+    assert event.device == V6_DEVICE
+    assert event.device_name == "Front door"
+    assert (event.box, event.device_ip) == ("NAAXWN000120210813164813", "172.28.9.38")
+    assert event.identity_id == "01200002" and event.identity_name == "小明"
+    assert event.person_type is PersonType.EMPLOYEE and event.score == pytest.approx(0.948)
+    assert (event.spot_pic, event.reg_pic, event.face_pic, event.ir_pic) == (SCENE, REG, FACE, IR)
+    assert event.face_rect == FaceRect(left=100, top=40, right=200, bottom=160)
+    assert event.face_attributes["gender"] == "male" and event.face_attributes["age"] == "youth"
+    assert len(event.face_attributes["point"]) == 6
+    assert event.ext_data["capture_type"] == "rtsp"
+    assert event.ext_data["device_url"].startswith("rtsp://")
+    ms = timedelta(milliseconds=1)
+    assert datetime.fromisoformat(event.ext_data["in_timestamp"]) == event.timestamp - 400 * ms
+    assert datetime.fromisoformat(event.ext_data["out_timestamp"]) == event.timestamp + 3500 * ms
+    assert event.raw["api_version"] == "2.0"
+    assert event.warnings == ()
+    assert no_feature_anywhere(event)
+
+
+def test_v5_history_upload_lands_whole_in_the_model():
+    raw = v5_upload()
+    event = parse_event(raw, history=True)
+    assert event.kind is EventKind.HISTORY and event.want_action == "0"
+    assert event.ep_id == "0xe0a509261422__192.168.1.100" and event.device == event.ep_id
+    assert (event.device_ip, event.device_name) == ("192.168.1.100", "Front door")
+    assert event.box == "0xe0a509261422"
+    assert event.person_type is PersonType.VISITOR
+    assert event.identity_info == {"face_ids": ["f1"], "image_id": "img-1"}
+    assert (event.spot_pic, event.reg_pic, event.face_pic, event.ir_pic) == (SCENE, REG, FACE, IR)
+    assert event.face_rect == FaceRect(left=100, top=40, right=200, bottom=160)
+    assert event.face_attributes["gender"] == "male"
+    assert event.ext_data["capture_type"] == "rtsp"
+    assert "out_timestamp" in event.ext_data and event.raw["api_version"] == "1.0"
+    assert no_feature_anywhere(event)
+
+
+def test_a_v5_history_upload_is_history_on_any_route_and_as_form():
+    raw = coerce_form(as_form(v5_upload()))
+    event = parse_event(raw)
+    assert event.kind is EventKind.HISTORY
+    assert event.device_name == "Front door" and event.face_rect is not None
+    assert no_feature_anywhere(event)
+
+
+def test_upload_and_live_copy_of_a_recognition_share_one_id():
+    ts = NOW_MS - NOW_MS % 1000 + 321
+    # V6: the live record names the camera at the top level, the upload in media_device_info.
+    live6 = parse_event(
+        event_payload("ws", ep_id=V6_DEVICE, identity_id="01200002", timestamp_ms=ts)
+    )
+    upload6 = parse_event(v6_upload(ts_ms=ts), history=True)
+    assert upload6.event_id == live6.event_id and upload6.device == live6.device
+    flat = v6_upload(ts_ms=ts)
+    info = flat.pop("media_device_info")
+    flat.update(media_device_id=info["media_device_id"], media_device_ip=info["media_device_ip"])
+    assert parse_event(flat, history=True).event_id == live6.event_id
+    # V5: `device_id` in the live record, `ep_info.device_id` in the upload.
+    live5 = parse_event(event_payload("platform", timestamp_ms=ts))
+    upload5 = parse_event(event_payload("v5history", timestamp_ms=ts), history=True)
+    assert upload5.event_id == live5.event_id
+    assert parse_event(v6_upload(ts_ms=ts + 1)).event_id != live6.event_id
+
+
+def test_a_bad_frame_time_drops_only_that_time():
+    raw = v6_upload()
+    raw["out_timestamp"] = "later"
+    event = parse_event(raw, history=True)
+    assert "out_timestamp" not in event.ext_data and "in_timestamp" in event.ext_data
+    assert any(w.startswith("out_timestamp:") for w in event.warnings)
+
+
+def test_history_event_round_trips_through_spool_parts():
+    event = parse_event(v6_upload(), history=True, decode_images=False)
+    again = Event.from_parts(*event.to_parts())
+    assert again.ir_pic == IR and again.spot_pic == SCENE
+    assert again.face_attributes == event.face_attributes and again.face_rect == event.face_rect
+    assert again.device_name == "Front door" and again.completes is False
+
+
+@pytest.mark.parametrize("list_name", ["media_devices", "sub_devices"])
+def test_v6_capture_device_status(list_name):
+    status = parse_status(devices_payload("v6", box="AFVKQF0001", list_name=list_name))
+    assert status.box == "AFVKQF0001" and status.parts == ("devices",)
+    first, second = status.sub_devices
+    assert first.ep_id == "AFVKQF0001__192.168.1.101" and first.name == "Gate 1"
+    assert (first.ip, first.url) == ("192.168.1.101", "rtsp://192.168.1.101:554/ch1")
+    assert (first.online, second.online) == (True, False)
+    assert status.cpu_usage is None and status.temperature is None
+    assert BoxStatus.from_parts(*status.to_parts()) == status
+
+
+def test_v5_capture_device_status():
+    status = parse_status(devices_payload("v5", box="AFVK5"))
+    assert status.box == "AFVK5" and status.parts == ("devices",)
+    assert [d.online for d in status.sub_devices] == [True, False]
+    assert status.sub_devices[0].location == "c4a1b2"
+    assert status.sub_devices[0].ep_id == "AFVK5__192.168.1.101"
+
+
+def test_v5_system_status():
+    status = parse_status(system_payload("v5", box="AFVK5"))
+    assert (status.box, status.name, status.parts) == ("AFVK5", "Lobby box", ("health",))
+    assert (status.sw_version, status.sdk_version, status.nnsdk_version) == (
+        "V5R7C01",
+        "2.2.0",
+        "1.4",
+    )
+    assert status.mac == "e0:a5:09:26:14:22"
+    assert (status.cpu_usage, status.tpu_usage) == (23.5, 12.0)
+    assert (status.memory_size_gb, status.memory_used_gb, status.memory_usage) == (
+        3.71,
+        1.71,
+        0.46,
+    )
+    assert (status.disk_size_gb, status.disk_free_gb, status.disk_usage) == (28.0, 21.0, 0.25)
+    assert status.external_disk_mounted is True
+    assert (status.external_disk_size_gb, status.external_disk_free_gb) == (931.5, 465.7)
+    assert (status.temperature, status.board_temperature) == (52.0, 41.0)
+    assert status.fan_speed_rpm == 0.0
+    assert status.uptime_s == 33 * 3600
+    assert BoxStatus.from_parts(*status.to_parts()) == status
+
+
+def test_v6_system_status():
+    status = parse_status(system_payload("v6", box="AFVK6"))
+    assert status.box == "AFVK6" and status.parts == ("health",)
+    assert status.mac == "e0:a5:09:26:14:22"
+    assert (status.cpu_usage, status.tpu_usage) == (31.0, 40.0)
+    assert status.memory_size_gb == 3.71 and status.memory_usage == 0.148
+    assert status.memory_used_gb == pytest.approx(549 / 1024, abs=0.001)
+    assert (status.disk_size_gb, status.disk_free_gb, status.disk_usage) == (28.0, 19.6, 0.3)
+    assert status.external_disk_mounted is False
+    assert (status.temperature, status.board_temperature) == (55.5, 43.0)
+    assert status.fan_speed_rpm == 2400.0 and status.uptime_s == 2 * 3600 + 40 * 60
+
+
+def test_v5_combined_status_reports_both():
+    raw = {**system_payload("v5"), "sub_devices": devices_payload("v5")["sub_devices"]}
+    status = parse_status(raw)
+    assert status.parts == ("health", "devices") and len(status.sub_devices) == 2
+    assert status.cpu_usage == 23.5
+
+
+def test_a_push_keeps_what_the_other_push_reported():
+    health = parse_status(system_payload("v6", box="B1"))
+    devices = parse_status(devices_payload("v6", box="B1"))
+    merged = devices.merged_onto(health)
+    assert merged.cpu_usage == 31.0 and merged.name == "Lobby box" and len(merged.sub_devices) == 2
+    assert set(merged.parts) == {"health", "devices"}
+    again = health.merged_onto(merged)
+    assert len(again.sub_devices) == 2 and again.cpu_usage == 31.0
+    other = parse_status(devices_payload("v6", box="B2"))
+    assert other.merged_onto(health) is other
+
+
+@pytest.mark.parametrize(
+    "text, gb",
+    [("3.71G", 3.71), ("549.0M", 0.536), ("1.5T", 1536.0), ("512 KB", 0.0), ("0", 0.0),
+     (64, 64.0), (8 * 1024**3, 8.0), ("lots", None), (None, None)],
+)  # fmt: skip
+def test_sizes(text, gb):
+    assert boxhealth.size_gb(text) == gb
+
+
+@pytest.mark.parametrize(
+    "text, seconds",
+    [("30 minutes", 1800), ("1 day, 9 hours", 118800), ("2hours,40minutes", 9600),
+     ("3 days, 4:05", 3 * 86400 + 4 * 3600 + 300), (120, 120), ("soon", None)],
+)  # fmt: skip
+def test_uptimes(text, seconds):
+    assert boxhealth.duration_s(text) == seconds
+
+
+def test_fan_speeds():
+    assert boxhealth.rpm("0r/min") == 0 and boxhealth.rpm("2400 r/min") == 2400
+    assert boxhealth.rpm(1200.5) == 1200.5 and boxhealth.rpm("fast") is None
+
+
+def test_status_or_event_is_told_from_the_body():
+    for body in (system_payload("v6"), devices_payload("v6"), devices_payload("v5"),
+                 status_payload()):  # fmt: skip
+        assert looks_like_status(body)
+    for body in (v6_upload(), v5_upload(), event_payload("v2r2"), {"foo": 1}, []):
+        assert not looks_like_status(body)
