@@ -26,6 +26,10 @@ class BoxApiError(Exception):
     """The box could not be reached or gave an answer we cannot use."""
 
 
+class BoxUnreachable(BoxApiError):
+    """Nothing answered at the box's address."""
+
+
 @dataclass(frozen=True)
 class BoxAnswer:
     status: int
@@ -110,7 +114,7 @@ def call(method: str, url: str, payload: Any = None, timeout: float = 5.0) -> Bo
     except (OSError, ValueError) as err:
         reason = getattr(err, "reason", err)
         base = url.split("/", 3)[:3]
-        raise BoxApiError(f"cannot reach {'/'.join(base)}: {reason}") from None
+        raise BoxUnreachable(f"cannot reach {'/'.join(base)}: {reason}") from None
 
 
 V6_DEVICES = "/sophon/v2/face/getmediadevices"
