@@ -153,6 +153,8 @@ def _boxes_to_configure(args: argparse.Namespace) -> list[dict[str, Any]]:
         if not found:
             parts = urlsplit(box_base_url(args.box))
             found = [BOX_SCHEMA({"host": parts.hostname, "api_port": parts.port})]
+            if args.system_port:
+                found[0]["system_port"] = args.system_port
             found[0]["name"] = parts.hostname
     return [{**b, "firmware": args.firmware or b["firmware"]} for b in found]
 
@@ -333,6 +335,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--config", "-c", help="YAML config file whose `boxes:` to configure")
     p.add_argument("--box", help="a box name from the config, or e.g. http://192.168.1.20:5555")
     p.add_argument("--firmware", choices=["auto", "v2", "v5", "v6"], help="default: probe it")
+    p.add_argument("--system-port", type=int, help="the box's system API port (default 8888)")
     p.add_argument("--url", required=True, help="this bridge, e.g. http://<bridge>:9528")
     p.add_argument("--form-data", action="store_true", help="box posts form-data, not JSON")
     p.add_argument("--no-reg-pic", action="store_true", help="without registered photos")
