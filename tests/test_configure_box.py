@@ -4,10 +4,10 @@ upload retry after a 503 from a real bridge process."""
 from __future__ import annotations
 
 import resource
-from datetime import datetime
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
