@@ -10,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .dedup import Admission, Verdict
@@ -33,6 +34,8 @@ class Outcome:
     duplicate: bool = False
     dropped: str | None = None
     completes: bool = False
+    # The box's time of the event, for a source that keeps track of what it has seen.
+    timestamp: datetime | None = field(default=None, compare=False)
 
     def answer(self) -> dict[str, Any]:
         """The body the box's documented receiver gives, plus what we did with it."""
@@ -81,13 +84,17 @@ class AcceptPath:
         if event.score < self.threshold:
             self.metrics.dropped.labels("below_threshold").inc()
             log.debug("event %s below threshold (%.3f)", event.short_id, event.score)
-            return Outcome(event.event_id, recorded=False, dropped="below_threshold")
+            return Outcome(
+                event.event_id, recorded=False, dropped="below_threshold", timestamp=event.timestamp
+            )
         recent = self.bridge.recent_ids
         admission = recent.admit(event.event_id, photos_of(event), event.device)
         if admission.verdict is Verdict.DUPLICATE:
             self.metrics.dropped.labels("duplicate").inc()
             log.info("event %s is a duplicate; not dispatched again", event.short_id)
-            return Outcome(event.event_id, recorded=False, duplicate=True)
+            return Outcome(
+                event.event_id, recorded=False, duplicate=True, timestamp=event.timestamp
+            )
         if admission.verdict is Verdict.COMPLETES:
             event = completion(event, admission)
             log.info(
@@ -103,7 +110,7 @@ class AcceptPath:
         for warning in event.warnings:
             log.warning("event %s: %s", event.short_id, warning)
         self.bridge.devices.observe_event(event)
-        return Outcome(event.event_id, completes=event.completes)
+        return Outcome(event.event_id, completes=event.completes, timestamp=event.timestamp)
 
     def status(self, payload: Mapping[str, Any], *, transport: str = "http") -> Outcome:
         """Accept one box heartbeat. Raises WireError naming a bad field, SpoolFull."""

@@ -81,6 +81,12 @@ class RecentIds:
             elif admission.verdict is Verdict.COMPLETES and admission.first is not None:
                 self._seen[admission.event_id] = admission.first
 
+    def __contains__(self, event_id: object) -> bool:
+        """Whether the id is remembered now (without claiming it)."""
+        with self._lock:
+            self._expire(time.monotonic())
+            return event_id in self._seen
+
     def release(self, event_id: str) -> None:
         """Forget an id whose event could not be recorded after all."""
         with self._lock:

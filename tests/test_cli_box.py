@@ -54,7 +54,7 @@ class FakeBox(Receiver):
         return http_status, {"status": code, "message": "SUCCESS" if code == 0 else "bad request"}
 
     def posts(self) -> list[dict]:
-        return [r.json() for r in self.received() if r.method == "POST"]
+        return [r.json() for r in self.received() if (r.method, r.path) == ("POST", PATH)]
 
 
 @pytest.fixture

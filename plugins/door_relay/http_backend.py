@@ -199,7 +199,10 @@ class HttpBackend:
 
 
 class SophonBackend:
-    """The box's network relay: `PUT /SophonFogSys/api/EventAction` (protocol.md)."""
+    """The box's network relay: `PUT /SophonFogSys/api/EventAction` (protocol.md).
+
+    Documented on V2 and V5R7, on V6R1 only by a legacy page, not at all on V6R2 (the
+    schema refuses `firmware: v6r2`)."""
 
     kind = "sophon"
 
@@ -209,7 +212,8 @@ class SophonBackend:
         self.url = f"http://{host}/SophonFogSys/api/EventAction"
 
     def describe(self) -> str:
-        return f"sophon box {self.cfg['host']} relay {self.cfg['action_ip']}"
+        firmware = self.cfg.get("firmware", "v2")
+        return f"sophon box {self.cfg['host']} ({firmware}) relay {self.cfg['action_ip']}"
 
     def request(self, pulse_s: float) -> Request:
         action = {

@@ -125,9 +125,28 @@ MQTT_BACKEND = vol.Schema(
     }
 )
 
+# Which firmware documents `PUT /SophonFogSys/api/EventAction` (protocol annex §7): V2 and
+# V5R7 do; V6R1 only on a legacy section-4 page; V6R2 removed it.
+EVENT_ACTION_FIRMWARE = ("v2", "v5", "v6r1")
+
+
+def EventActionFirmware(value: Any) -> str:
+    text = str(value).strip().lower()
+    if text in ("v6", "v6r2"):
+        raise vol.Invalid(
+            f"firmware {value}: V6R2 documents no on-demand door call (EventAction was "
+            "removed); let the box pulse its own relay (the camera's net_relay), or drive "
+            "the relay directly with an http, mqtt or gpio backend"
+        )
+    if text not in EVENT_ACTION_FIRMWARE:
+        raise vol.Invalid(f"firmware {value}: use one of {', '.join(EVENT_ACTION_FIRMWARE)}")
+    return text
+
+
 SOPHON_BACKEND = vol.Schema(
     {
         vol.Required("type"): "sophon",
+        vol.Optional("firmware", default="v2"): EventActionFirmware,
         vol.Required("host"): HostPort,
         vol.Required("action_ip"): IpAddress,
         vol.Optional("action_port", default="5555"): vol.All(vol.Coerce(str), vol.Match(r"^\d+$")),

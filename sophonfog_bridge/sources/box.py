@@ -26,6 +26,7 @@ from ..accept import AcceptPath
 from ..event import BoxLink, DeviceType, SubDevice, utcnow
 from ..spool import SpoolFull
 from ..wire import WireError
+from .backfill import Backfill
 from .boxapi_v5v6 import BoxApi, BoxApiError, ListedDevice, bracket
 from .ratelimit import RateLimitedLog
 
@@ -110,6 +111,7 @@ class BoxClient:
         self.last_event_at: datetime | None = None
         self.last_error: str | None = None
         self.reconnects = 0
+        self.backfill: Backfill | None = None
         self.listed: list[ListedDevice] = []
         self.subscribed: list[ListedDevice] = []
         self._by_id: dict[str, ListedDevice] = {}
@@ -286,7 +288,9 @@ class BoxClient:
         activity = self.bridge.activity
         activity.begin()
         try:
-            self.accept.event(payload, transport="websocket", context=self._context(payload))
+            outcome = self.accept.event(
+                payload, transport="websocket", context=self._context(payload)
+            )
         except WireError as err:
             self._skip("invalid", f"a record was refused: {err}")
             return
@@ -296,6 +300,8 @@ class BoxClient:
         finally:
             activity.end()
         self.last_event_at = utcnow()
+        if self.backfill is not None and outcome.timestamp is not None:
+            self.backfill.note_event(outcome.timestamp)
 
     def _context(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         """What the device list knows of the record's device: its IP and type, and the box."""
@@ -331,6 +337,8 @@ class BoxClient:
             len(self.listed),
         )
         self._spool_link(True, "")
+        if self.backfill is not None:
+            self.backfill.on_connected()
 
     def _went_down(self, reason: str) -> None:
         was_up = self.connected
@@ -390,6 +398,7 @@ class BoxClient:
                 {"id": d.id, "ip": d.ip, "name": d.name, "subscribed": d.id in subscribed}
                 for d in self.listed
             ],
+            "backfill": self.backfill.state() if self.backfill else {"state": "off"},
         }
 
 
@@ -406,7 +415,7 @@ def _why(reason: str) -> str:
 
 
 class BoxSources:
-    """Every configured V5/V6 box's client; V2 boxes push over HTTP and need none."""
+    """Every configured V5/V6 box's client and back-fill; V2 boxes push over HTTP."""
 
     def __init__(self, bridge: Bridge):
         accept = AcceptPath(bridge)
@@ -415,14 +424,21 @@ class BoxSources:
             for cfg in bridge.config["boxes"]
             if cfg["firmware"] != "v2"
         ]
+        for client in self.clients:
+            if client.cfg["backfill"]:
+                client.backfill = Backfill(client.cfg, accept, bridge.state_dir("boxes"))
 
     def start(self) -> None:
         for client in self.clients:
+            if client.backfill is not None:
+                client.backfill.start()  # a first gap query: the bridge itself was down
             client.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         for client in self.clients:
             client.stop()
+            if client.backfill is not None:
+                client.backfill.stop()
         deadline = time.monotonic() + timeout
         for client in self.clients:
             client.join(max(0.0, deadline - time.monotonic()))
