@@ -17,6 +17,7 @@ from sophonfog_bridge.config import BOX_SCHEMA
 from sophonfog_bridge.emulator import EmulatedBox
 from sophonfog_bridge.emulator.images import blank_jpeg
 from sophonfog_bridge.emulator.records import history_v5, history_v6, live_v5, live_v6
+from sophonfog_bridge.event import Event
 from sophonfog_bridge.host import build_host
 from sophonfog_bridge.samples import jpeg
 from sophonfog_bridge.sources.backfill import Backfill
@@ -51,7 +52,7 @@ def box_config(box: EmulatedBox, **extra) -> dict:
 
 
 def spooled(bridge: Bridge) -> list:
-    return list(bridge.records("event", 0))
+    return [Event.from_parts(r.meta, r.blobs) for r in bridge.spool.scan(0) if r.kind == "event"]
 
 
 def live(bridge: Bridge, box: EmulatedBox, backfill: Backfill, **emit) -> dict:
