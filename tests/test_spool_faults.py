@@ -156,6 +156,8 @@ def test_check_config_beside_a_live_bridge_changes_nothing(bridge_factory, tmp_p
         assert bridge.post(payload=event(f"l{n}", FACE)).status_code == 200
     wait_for(bridge.drained, 10, what="the recorder drained")
     data = Path(bridge.config["spool"]["path"])
+    # The bridge writes what it learned of devices in the background: let it settle first.
+    wait_for(lambda: (data / "devices.json").exists(), 10, what="devices.json written")
     before = snapshot(data)
     result = cli(
         "check-config",
