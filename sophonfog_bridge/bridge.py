@@ -189,7 +189,9 @@ class Bridge:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def health(self) -> dict[str, Any]:
+    def health(self, private: bool = False) -> dict[str, Any]:
+        """What /healthz shows; `private` adds the plugins' whole error messages, which may
+        quote an event (a name, a file named after a person): for guarded pages only."""
         plugins: dict[str, Any] = {}
         workers = self.dispatcher.workers if self.dispatcher else {}
         for name, info in self.host.info.items():
@@ -204,7 +206,7 @@ class Bridge:
                     delivered=worker.stats.delivered,
                     failed=worker.stats.failed,
                     retries=worker.stats.retries,
-                    last_error=worker.stats.last_error,
+                    last_error=_error_for(worker.stats.last_error, private),
                 )
             plugins[name] = entry
         for result in self.call("plugin_health"):
@@ -223,6 +225,13 @@ class Bridge:
             "plugins": plugins,
             "boxes": self.box_sources.health() if self.box_sources else {},
         }
+
+
+def _error_for(message: str | None, private: bool) -> str | None:
+    """A plugin's last error, or on public pages only its kind (`OSError`, `retry later`)."""
+    if message is None or private:
+        return message
+    return message.split(":", 1)[0]
 
 
 def validate_plugins(

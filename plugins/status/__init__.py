@@ -107,7 +107,7 @@ class StatusPlugin:
         )
 
     def snapshot(self, bridge: Any) -> dict[str, Any]:
-        health = bridge.health()
+        health = bridge.health(private=True)
         plugins = health["plugins"]
         return {
             "bridge": {
