@@ -39,7 +39,7 @@ def test_a_damaged_scene_is_refused_at_any_scale(side):
 
 
 def test_a_1080p_scene_gets_a_960_px_annotated_copy_with_the_box_in_place(bridge_factory, tmp_path):
-    snapshots = {"path": str(tmp_path / "snaps"), "thumbnail_px": 96}
+    snapshots = {"path": str(tmp_path / "snaps"), "thumbnail_px": 96, "annotate_on": "save"}
     bridge = bridge_factory(
         {
             "plugins": {

@@ -79,11 +79,14 @@ def expected_stem(ts_ms: int, device: str, person: str, name: str, event_id: str
     return f"{local:%Y-%m-%d}/{device}/{local:%H%M%S}_{person}_{name}_{event_id[:8]}"
 
 
+@pytest.mark.parametrize("annotate_on", ["save", "request"])
 def test_every_shape_saves_the_exact_bytes_annotated_copy_thumbnail_and_latest(
-    bridge_factory, tmp_path
+    bridge_factory, tmp_path, annotate_on
 ):
     bridge = bridge_factory(
-        config(tmp_path, save_registered=True, save_face=True, thumbnail_px=64),
+        config(
+            tmp_path, save_registered=True, save_face=True, thumbnail_px=64, annotate_on=annotate_on
+        ),
         plugins=RECORDER,
     )
     root = bridge.workdir / "snapshots"
@@ -123,7 +126,12 @@ def test_every_shape_saves_the_exact_bytes_annotated_copy_thumbnail_and_latest(
             assert f"{stem}_face.jpg" not in names, what
         else:
             assert (root / f"{stem}_face.jpg").read_bytes() == face, what
-        annotated = Image.open(root / f"{stem}_annotated.jpg")
+        # Saved with the event, or made when first asked for (and saved then).
+        assert (f"{stem}_annotated.jpg" in names) is (annotate_on == "save"), what
+        served = requests.get(f"{bridge.url}/snapshots/{stem}_annotated.jpg", timeout=10)
+        assert served.status_code == 200, what
+        assert (root / f"{stem}_annotated.jpg").read_bytes() == served.content, what
+        annotated = Image.open(io.BytesIO(served.content))
         original = Image.open(io.BytesIO(main))
         assert annotated.format == "JPEG" and annotated.size == original.size, what
         thumb = Image.open(root / f"{stem}_thumb.jpg")
@@ -406,11 +414,14 @@ def test_default_config_saves_with_a_chinese_font(bridge_factory, tmp_path):
     bridge = bridge_factory({"plugins": {"mqtt": {"enabled": False}}})
     event_id = post(bridge, event_payload("v2r2", scene=SCENE))
     root = bridge.workdir / "snapshots"
-    wait_for(
-        lambda: [p for p in root.rglob(f"*_{event_id[:8]}_annotated.jpg")],
-        10,
-        what="the annotated photo",
-    )
+    photo = wait_for(
+        lambda: [p for p in root.rglob(f"*_{event_id[:8]}.jpg")], 10, what="the photo"
+    )[0]
+    drained(bridge)
+    # By default the annotated copy is made when first asked for.
+    wanted = photo.with_name(photo.stem + "_annotated.jpg").relative_to(root).as_posix()
+    answer = requests.get(f"{bridge.url}/snapshots/{wanted}", timeout=10)
+    assert answer.status_code == 200 and answer.content.startswith(b"\xff\xd8")
     health = bridge.health()["plugins"]["snapshots"]
     assert health["font_cjk"] is True, health
     assert health["enabled"] and health["failed"] == 0

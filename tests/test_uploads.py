@@ -56,7 +56,12 @@ def bridge_config(tmp: Path, broker, relay: RelayServer) -> dict:
         "plugins": {
             "mqtt": {"host": broker.host, "port": broker.port},
             "door_relay": {"enabled": True, "doors": [door]},
-            "snapshots": {"path": str(tmp / "snaps"), "thumbnail_px": 64, "save_face": True},
+            "snapshots": {
+                "path": str(tmp / "snaps"),
+                "thumbnail_px": 64,
+                "save_face": True,
+                "annotate_on": "save",
+            },
             "syslog": {"enabled": False},
             "recorder": {"path": str(tmp / "recorded.jsonl")},
             "attendance_csv": {"path": str(tmp / "attendance"), "timezone": "UTC"},

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 from typing import Any
 
-from sophonfog_bridge import BoxLink, BoxStatus, DoorDecision, Event
+from sophonfog_bridge import BoxLink, BoxStatus, DoorDecision, Event, imaging
 
 log = logging.getLogger(__name__)
 
@@ -180,12 +179,9 @@ def as_jpeg(image: bytes | None) -> bytes | None:
     if image is None or image.startswith(JPEG_MAGIC):
         return image
     try:
-        from PIL import Image
-
-        with Image.open(io.BytesIO(image)) as picture:
-            out = io.BytesIO()
-            picture.convert("RGB").save(out, "JPEG", quality=90)
-            return out.getvalue()
-    except Exception as err:  # a broken image must not stop the event itself
+        decoded = imaging.decode(image, imaging.DEFAULT_MAX_PIXELS)
+    except imaging.BadImage as err:  # a broken image must not stop the event itself
         log.warning("mqtt: cannot convert image to JPEG: %s", err)
         return None
+    with decoded.image:
+        return imaging.encode_jpeg(decoded.image, quality=90)

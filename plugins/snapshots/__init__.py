@@ -11,6 +11,7 @@ docs/snapshots.md.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -25,6 +26,7 @@ from sophonfog_bridge import Event, RetryLater, hookimpl
 from . import images
 from .config import CONFIG_SCHEMA
 from .fonts import FontSource
+from .later import ANNOTATED, Maker, caption_path, caption_record
 from .names import device_folder, display_name, event_stem, inside, safe_component
 from .retention import Cleaner, Policy
 from .routes import photo_view
@@ -47,6 +49,7 @@ class SnapshotsPlugin:
         self.counts = {"events": 0, "files": 0, "skipped_images": 0, "filtered": 0}
         self.last_saved: str | None = None
         self.last_skipped: str | None = None
+        self.maker: Maker | None = None
 
     # ---- hooks -------------------------------------------------------------------------
 
@@ -66,11 +69,17 @@ class SnapshotsPlugin:
             # Not fatal: deliveries wait (RetryLater) until the folder can be written.
             log.warning("snapshots: cannot create %s: %s", self.root, err.strerror)
         self.fonts = FontSource(config["font"]) if config["annotate"] else None
-        self.decode_side = _decode_side(config)
+        self.annotate_later = bool(config["annotate"]) and config["annotate_on"] == "request"
+        self.decode_side = _decode_side(config, self.annotate_later)
         policy = Policy(config["retention_days"], int(config["max_total_mb"] * 1_000_000))
         if policy.retention_days or policy.max_total_bytes:
             self.cleaner = Cleaner(self.root, policy, config["cleanup_interval_s"])
             self.cleaner.start()
+        if self.fonts is not None:
+            side = config["annotate_max_px"] or None
+            self.maker = Maker(
+                self.root, self.fonts, self.max_pixels, side, self._made, self.durable
+            )
 
     @hookimpl
     def handle_event(self, event: Event) -> None:
@@ -90,7 +99,15 @@ class SnapshotsPlugin:
     @hookimpl
     def register_routes(self) -> list[tuple[str, str, Any]]:
         # Called before startup: the view looks the folder up on each request.
-        return [("GET", "/snapshots/<path:path>", photo_view(lambda: self.root))]
+        return [
+            (
+                "GET",
+                "/snapshots/<path:path>",
+                photo_view(
+                    lambda: self.root, lambda path: bool(self.maker and self.maker.make(path))
+                ),
+            )
+        ]
 
     @hookimpl
     def plugin_health(self) -> dict[str, Any]:
@@ -180,10 +197,13 @@ class SnapshotsPlugin:
                 if crop is not None:
                     write("_face.jpg", crop)
         if main is not None and self.fonts is not None:
-            # Last: the caption is drawn on the decoded photo itself, sparing a copy.
             text = images.caption(event, local, display_name(event))
-            rect = main.rect(event.face_rect) if main_field == "spot_pic" else None
-            write("_annotated.jpg", images.annotate(main.image, rect, text, self.fonts))
+            if self.annotate_later:
+                self._annotate_later(stem, original, text, event, main_field, mtime, written)
+            else:
+                # Last: the caption is drawn on the decoded photo itself, sparing a copy.
+                rect = main.rect(event.face_rect) if main_field == "spot_pic" else None
+                write(ANNOTATED, images.annotate(main.image, rect, text, self.fonts))
         for wanted, field, suffix in (
             (self.config["save_registered"], "reg_pic", "_registered"),
             (self.config["save_ir"], "ir_pic", "_ir"),
@@ -204,6 +224,31 @@ class SnapshotsPlugin:
             # When, not what: the file name holds the person's name, and /healthz is open.
             self.last_saved = datetime.now(timezone.utc).isoformat(timespec="seconds")
             log.debug("snapshots: event %s saved %d files", event.short_id, len(written))
+
+    def _annotate_later(
+        self,
+        stem: Path,
+        original: Path,
+        text: tuple[str, str],
+        event: Event,
+        main_field: str,
+        mtime: float,
+        written: list[Path],
+    ) -> None:
+        """The caption beside the photo; the copy itself is made when first asked for."""
+        annotated = inside(self.root, stem.with_name(stem.name + ANNOTATED))
+        rect = event.face_rect if main_field == "spot_pic" else None
+        target = caption_path(annotated)
+        atomic_write(target, caption_record(original, text, rect), mtime, self.durable)
+        if self.cleaner is not None:
+            self.cleaner.written([target])
+        # A completion's scene replaces the photo: a copy made from the old one goes.
+        with contextlib.suppress(FileNotFoundError):
+            annotated.unlink()
+
+    def _made(self, paths: list[Path]) -> None:
+        if self.cleaner is not None:
+            self.cleaner.written(paths)
 
     def _update_latest(self, event: Event, original: Path, suffix: str, mtime: float) -> None:
         folder = device_folder(event)
@@ -235,10 +280,11 @@ def _keep_face_crop(root: Path, stem: Path) -> None:
             return
 
 
-def _decode_side(config: dict[str, Any]) -> int | None:
-    """The longest side the derived copies need: None for the photo's own size, 1 for the
-    smallest decode (the photo is only checked)."""
-    if config["annotate"] and not config["annotate_max_px"]:
+def _decode_side(config: dict[str, Any], annotate_later: bool) -> int | None:
+    """The longest side the copies made with the event need: None for the photo's own
+    size, 1 for the smallest decode (the photo is only checked)."""
+    annotate_now = config["annotate"] and not annotate_later
+    if annotate_now and not config["annotate_max_px"]:
         return None
-    wanted = [config["thumbnail_px"], config["annotate_max_px"] if config["annotate"] else 0]
+    wanted = [config["thumbnail_px"], config["annotate_max_px"] if annotate_now else 0]
     return max(1, *wanted)

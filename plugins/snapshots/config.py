@@ -39,6 +39,9 @@ CONFIG_SCHEMA = vol.Schema(
         vol.Optional("annotate_max_px", default=960): vol.All(
             vol.Coerce(int), vol.Any(0, vol.Range(min=160, max=8192))
         ),
+        # `request`: the annotated copy is made when first asked for (GET /snapshots/...),
+        # most photos never are; `save`: with every event, for browsing the folder on disk.
+        vol.Optional("annotate_on", default="request"): vol.In(("request", "save")),
         # 0 switches thumbnails off; otherwise the longest side in pixels.
         vol.Optional("thumbnail_px", default=0): vol.All(
             vol.Coerce(int), vol.Any(0, vol.Range(min=16, max=4096))

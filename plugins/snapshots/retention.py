@@ -28,7 +28,8 @@ from .store import TMP_PREFIX
 log = logging.getLogger(__name__)
 
 DATED = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png"}
+# With the photos, the captions of annotated copies made on request (`*_annotated.json`).
+PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".json"}
 STALE_TMP_S = 3600
 
 

@@ -11,12 +11,17 @@ CONTENT_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png
 PREFIX = "/snapshots/"
 
 
+def _servable_name(requested: str) -> bool:
+    """No NUL, backslash, empty, dot or hidden component: never outside the folder."""
+    if "\x00" in requested or "\\" in requested:
+        return False
+    parts = requested.split("/")
+    return not any(part in ("", ".", "..") or part.startswith(".") for part in parts)
+
+
 def resolve_request(root: Path, requested: str) -> Path | None:
     """The file under `root` that `requested` names, or None if it is not a served photo."""
-    if "\x00" in requested or "\\" in requested:
-        return None
-    parts = requested.split("/")
-    if any(part in ("", ".", "..") or part.startswith(".") for part in parts):
+    if not _servable_name(requested):
         return None
     base = root.resolve()
     try:
@@ -30,12 +35,18 @@ def resolve_request(root: Path, requested: str) -> Path | None:
     return target
 
 
-def photo_view(get_root: Callable[[], Path | None]) -> Callable[[str], bottle.HTTPResponse]:
+def photo_view(
+    get_root: Callable[[], Path | None], make: Callable[[str], bool] = lambda path: False
+) -> Callable[[str], bottle.HTTPResponse]:
+    """The view; `make(path)` may create a missing photo (a copy made on request)."""
+
     def view(path: str) -> bottle.HTTPResponse:
         root = get_root()
         if root is None:
             return bottle.HTTPError(503, "snapshots: not started")
         target = resolve_request(root, path)
+        if target is None and _servable_name(path) and make(path):
+            target = resolve_request(root, path)
         if target is None:
             return bottle.HTTPError(404, "no such photo")
         response = bottle.static_file(

@@ -1,0 +1,33 @@
+"""benchmarks/cpu.py in its tiny mode, so the CPU-per-event harness cannot rot.
+
+Only the table's shape is checked: speed is measured by the benchmark, never asserted.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from .conftest import ROOT
+
+
+def test_cpu_benchmark_prints_a_row_per_scene_with_ratios_to_the_stock_receiver():
+    done = subprocess.run(
+        [sys.executable, "benchmarks/cpu.py", "--smoke"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [line for line in done.stdout.splitlines() if line.startswith("|")]
+    assert lines[0] == "| scene photo | stock receiver | core | all |", done.stdout
+    assert lines[1] == "|---|---:|---:|---:|"
+    rows = {line.split("|")[1].strip(): line for line in lines[2:]}
+    assert set(rows) == {"1080p", "640x480"}, done.stdout
+    cell = re.compile(r"^\d+\.\d ms \(\d+\.\d×\)$")
+    for row in rows.values():
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert re.match(r"^\d+\.\d ms$", cells[1]), row
+        assert all(cell.match(c) for c in cells[2:]), row
