@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 from .event import BoxStatus, DeviceType, Event, SubDevice
+from .files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -191,10 +191,7 @@ class KnownDevices:
 
     def _write(self, text: str) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".devices-")
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            os.replace(tmp, self.path)
+            # No fsync: a power cut may forget the newest devices; their next event names them.
+            atomic_write(self.path, text, fsync=False)
         except OSError as err:
             log.warning("devices: cannot save %s: %s", self.path, err)
