@@ -133,4 +133,3 @@ class Journal:
     def close(self) -> None:
         with self._lock:
             self._handle.close()
-
