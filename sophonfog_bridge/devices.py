@@ -27,6 +27,18 @@ MAX_DEVICES = 1024
 WRITE_DELAY_S = 0.5
 
 
+def device_record(event: Event) -> dict[str, Any]:
+    """What an event says of its capture device, in the shape the device memory keeps."""
+    return {
+        "device": event.device,
+        "ep_id": event.ep_id,
+        "device_ip": event.device_ip,
+        "device_type": event.device_type.value,
+        "box": event.box,
+        "name": event.device_name,
+    }
+
+
 class KnownDevices:
     def __init__(self, path: str | os.PathLike, max_devices: int = MAX_DEVICES):
         self.path = Path(path)
@@ -67,17 +79,7 @@ class KnownDevices:
         return self._by_ip.get(ip)
 
     def observe_event(self, event: Event) -> bool:
-        return self._merge(
-            event.device,
-            {
-                "device": event.device,
-                "ep_id": event.ep_id,
-                "device_ip": event.device_ip,
-                "device_type": event.device_type.value,
-                "box": event.box,
-                "name": event.device_name,
-            },
-        )
+        return self._merge(event.device, device_record(event))
 
     def observe_status(self, status: BoxStatus) -> bool:
         changed = False
