@@ -106,122 +106,159 @@ def latency_of(sent: list[load.Sent]) -> tuple[float, float]:
     return load.percentile(acks, 50), load.percentile(acks, 99)
 
 
+@dataclass
+class Rig:
+    """What every phase of a run shares: the plan, the parts around the bridge, the results."""
+
+    plan: Plan
+    work: Path
+    results: Results
+    bodies: dict
+    broker: parts.Broker
+    relay: parts.Relay
+    sink: parts.SyslogSink
+
+    @property
+    def small(self) -> load.Bodies:
+        return self.bodies[load.WORKLOADS[0]]
+
+    def bridge(self, name: str, files_under: Path, extra_plugins: dict[str, str]) -> parts.Bridge:
+        """A bridge with every bundled plugin on, once its MQTT link is up."""
+        config = bridge_config(files_under, self.broker, self.relay, self.sink)
+        bridge = parts.Bridge(self.work / name, config, extra_plugins)
+        parts.wait_until(
+            lambda: bridge.health()["plugins"]["mqtt"].get("announced"), 15, "mqtt online"
+        )
+        return bridge
+
+
 def run(plan: Plan, out: Path | None, keep: bool = False) -> Results:
-    results = Results(plan)
     work = Path(tempfile.mkdtemp(prefix="sfb-bench-"))
-    bodies = {w: load.Bodies(w.scene_bytes) for w in load.WORKLOADS}
-    small = bodies[load.WORKLOADS[0]]
-    broker = parts.Broker(work).start()
-    relay, sink = parts.Relay(), parts.SyslogSink()
-    bridge = None
+    rig = Rig(
+        plan,
+        work,
+        Results(plan),
+        {w: load.Bodies(w.scene_bytes) for w in load.WORKLOADS},
+        parts.Broker(work).start(),
+        parts.Relay(),
+        parts.SyslogSink(),
+    )
     try:
         print(f"work folder {work}", file=sys.stderr)
-        measure_baselines(work, plan, results, bodies)
-
-        bridge = parts.Bridge(work / "bridge", bridge_config(work, broker, relay, sink), {})
-        health = bridge.health()["plugins"]
-        results.plugins = sorted(n for n, p in health.items() if p.get("enabled"))
-        parts.wait_until(
-            lambda: bridge.health()["plugins"]["mqtt"].get("announced"), 15, "mqtt online"
-        )
-        tap = parts.Tap(broker.port, "bench")
-
-        # Ack throughput, then end to end: from the first POST to every plugin done.
-        accepted, busy = 0, 0.0
-        for workload, body in bodies.items():
-            before = bridge.health()["spool_last_seq"]
-            script = body.wrk_files(work, f"bridge-{workload.scene_bytes}")
-            began = time.monotonic()
-            result = load.wrk(bridge.url, script, plan.seconds, plan.connections)
-            results.ack[workload.name]["bridge"] = result
-            wait_drained(bridge, 600)
-            busy += time.monotonic() - began
-            accepted += bridge.health()["spool_last_seq"] - before
-        results.e2e["records"] = accepted
-        results.e2e["rate"] = accepted / busy
-        results.e2e["snapshots"] = bridge.health()["plugins"]["snapshots"].get("files", 0)
-        results.e2e["syslog"] = sink.count
-
-        # Steady 50 events/s, as a busy entrance does.
-        relay.arrivals.clear()
-        sent = load.steady(bridge.url, small, plan.rate, plan.steady_s, "steady")
-        wait_drained(bridge, 60)
-        time.sleep(0.3)
-        p50, p99 = latency_of(sent)
-        results.latency.update(ack_p50=p50, ack_p99=p99)
-        mqtt = [
-            (tap.arrivals[s.event_id] - s.started) * 1000
-            for s in sent
-            if s.event_id in tap.arrivals
-        ]
-        results.latency["mqtt_p50"] = load.percentile(mqtt, 50)
-        results.latency["mqtt_p99"] = load.percentile(mqtt, 99)
-        results.latency["mqtt_seen"] = len(mqtt) / max(1, len(sent))
-        arrivals = list(relay.arrivals)
-        if len(arrivals) != len(sent):
-            results.notes.append(
-                f"relay saw {len(arrivals)} requests for {len(sent)} events at the steady rate"
-            )
-        relay_ms = [(a - s.started) * 1000 for s, a in zip(sent, arrivals, strict=False)]
-        results.latency["relay_p50"] = load.percentile(relay_ms, 50)
-        results.latency["relay_p99"] = load.percentile(relay_ms, 99)
-        rss, peak = bridge.rss_kb()
-        results.memory.update(steady_rss_mb=rss / 1024, peak_rss_mb=peak / 1024)
-
-        # Isolation: the broker gone.
-        broker.stop()
-        sent = load.steady(bridge.url, small, plan.rate, plan.isolation_s, "nobroker")
-        results.latency["ack_p99_broker_down"] = latency_of(sent)[1]
-
-        # Memory with a backlog on disk: the broker stays down.
-        rss_before, _ = bridge.rss_kb()
-        acked = load.burst(bridge.url, small, plan.backlog_events, "backlog")
-        time.sleep(1.0)
-        rss_after, peak_after = bridge.rss_kb()
-        mqtt_backlog = bridge.health()["plugins"]["mqtt"]["backlog"]
-        results.memory.update(
-            backlog_events=acked,
-            mqtt_backlog=mqtt_backlog,
-            backlog_rss_before_mb=rss_before / 1024,
-            backlog_rss_after_mb=rss_after / 1024,
-            backlog_growth_mb=(rss_after - rss_before) / 1024,
-            backlog_peak_mb=peak_after / 1024,
-        )
-        broker.start()
-        began = time.monotonic()
-        parts.wait_until(
-            lambda: bridge.health()["plugins"]["mqtt"]["backlog"] == 0, 600, "mqtt to catch up"
-        )
-        results.memory["mqtt_catch_up_s"] = time.monotonic() - began
-        results.memory["after_catch_up_rss_mb"] = bridge.rss_kb()[0] / 1024
-        tap.close()
-        assert bridge.stop() == 0, "the bridge did not exit 0 on SIGTERM"
-
-        # Isolation: a plugin that takes a second per event.
-        bridge = parts.Bridge(
-            work / "sleepy",
-            bridge_config(work / "sleepy", broker, relay, sink),
-            {"sleepy": "benchmarks.sleepy:Sleepy"},
-        )
-        parts.wait_until(
-            lambda: bridge.health()["plugins"]["mqtt"].get("announced"), 15, "mqtt online"
-        )
-        sent = load.steady(bridge.url, small, plan.rate, plan.isolation_s, "sleepy")
-        results.latency["ack_p99_sleepy_plugin"] = latency_of(sent)[1]
-        results.latency["sleepy_backlog"] = bridge.health()["plugins"]["sleepy"]["backlog"]
-        bridge.stop()
-        bridge = None
+        measure_baselines(work, plan, rig.results, rig.bodies)
+        run_main_bridge(rig)
+        run_sleepy_bridge(rig)
     finally:
-        if bridge is not None:
-            bridge.stop()
-        broker.stop() if broker.proc and broker.proc.poll() is None else None
-        relay.close()
-        sink.close()
+        rig.broker.stop() if rig.broker.proc and rig.broker.proc.poll() is None else None
+        rig.relay.close()
+        rig.sink.close()
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
     if out is not None:
-        write_report(results, out, command=" ".join(["python", *sys.argv]))
-    return results
+        write_report(rig.results, out, command=" ".join(["python", *sys.argv]))
+    return rig.results
+
+
+def run_main_bridge(rig: Rig) -> None:
+    """Throughput, steady latency, then the broker gone: one bridge, stopped at the end."""
+    bridge = rig.bridge("bridge", rig.work, {})
+    try:
+        health = bridge.health()["plugins"]
+        rig.results.plugins = sorted(n for n, p in health.items() if p.get("enabled"))
+        tap = parts.Tap(rig.broker.port, "bench")
+        measure_throughput(rig, bridge)
+        measure_steady(rig, bridge, tap)
+        measure_broker_down(rig, bridge)
+        tap.close()
+    except BaseException:
+        bridge.stop()
+        raise
+    assert bridge.stop() == 0, "the bridge did not exit 0 on SIGTERM"
+
+
+def measure_throughput(rig: Rig, bridge: parts.Bridge) -> None:
+    """Ack throughput, then end to end: from the first POST to every plugin done."""
+    results = rig.results
+    accepted, busy = 0, 0.0
+    for workload, body in rig.bodies.items():
+        before = bridge.health()["spool_last_seq"]
+        script = body.wrk_files(rig.work, f"bridge-{workload.scene_bytes}")
+        began = time.monotonic()
+        result = load.wrk(bridge.url, script, rig.plan.seconds, rig.plan.connections)
+        results.ack[workload.name]["bridge"] = result
+        wait_drained(bridge, 600)
+        busy += time.monotonic() - began
+        accepted += bridge.health()["spool_last_seq"] - before
+    results.e2e["records"] = accepted
+    results.e2e["rate"] = accepted / busy
+    results.e2e["snapshots"] = bridge.health()["plugins"]["snapshots"].get("files", 0)
+    results.e2e["syslog"] = rig.sink.count
+
+
+def measure_steady(rig: Rig, bridge: parts.Bridge, tap: parts.Tap) -> None:
+    """Steady 50 events/s, as a busy entrance does: ack, MQTT and relay latency, memory."""
+    results, plan = rig.results, rig.plan
+    rig.relay.arrivals.clear()
+    sent = load.steady(bridge.url, rig.small, plan.rate, plan.steady_s, "steady")
+    wait_drained(bridge, 60)
+    time.sleep(0.3)
+    p50, p99 = latency_of(sent)
+    results.latency.update(ack_p50=p50, ack_p99=p99)
+    mqtt = [
+        (tap.arrivals[s.event_id] - s.started) * 1000 for s in sent if s.event_id in tap.arrivals
+    ]
+    results.latency["mqtt_p50"] = load.percentile(mqtt, 50)
+    results.latency["mqtt_p99"] = load.percentile(mqtt, 99)
+    results.latency["mqtt_seen"] = len(mqtt) / max(1, len(sent))
+    arrivals = list(rig.relay.arrivals)
+    if len(arrivals) != len(sent):
+        results.notes.append(
+            f"relay saw {len(arrivals)} requests for {len(sent)} events at the steady rate"
+        )
+    relay_ms = [(a - s.started) * 1000 for s, a in zip(sent, arrivals, strict=False)]
+    results.latency["relay_p50"] = load.percentile(relay_ms, 50)
+    results.latency["relay_p99"] = load.percentile(relay_ms, 99)
+    rss, peak = bridge.rss_kb()
+    results.memory.update(steady_rss_mb=rss / 1024, peak_rss_mb=peak / 1024)
+
+
+def measure_broker_down(rig: Rig, bridge: parts.Bridge) -> None:
+    """Isolation with the broker gone, memory with a backlog on disk, then the catch-up."""
+    results, plan = rig.results, rig.plan
+    rig.broker.stop()
+    sent = load.steady(bridge.url, rig.small, plan.rate, plan.isolation_s, "nobroker")
+    results.latency["ack_p99_broker_down"] = latency_of(sent)[1]
+    # The broker stays down while the backlog builds.
+    rss_before, _ = bridge.rss_kb()
+    acked = load.burst(bridge.url, rig.small, plan.backlog_events, "backlog")
+    time.sleep(1.0)
+    rss_after, peak_after = bridge.rss_kb()
+    results.memory.update(
+        backlog_events=acked,
+        mqtt_backlog=bridge.health()["plugins"]["mqtt"]["backlog"],
+        backlog_rss_before_mb=rss_before / 1024,
+        backlog_rss_after_mb=rss_after / 1024,
+        backlog_growth_mb=(rss_after - rss_before) / 1024,
+        backlog_peak_mb=peak_after / 1024,
+    )
+    rig.broker.start()
+    began = time.monotonic()
+    parts.wait_until(
+        lambda: bridge.health()["plugins"]["mqtt"]["backlog"] == 0, 600, "mqtt to catch up"
+    )
+    results.memory["mqtt_catch_up_s"] = time.monotonic() - began
+    results.memory["after_catch_up_rss_mb"] = bridge.rss_kb()[0] / 1024
+
+
+def run_sleepy_bridge(rig: Rig) -> None:
+    """Isolation: a plugin that takes a second per event must not slow the answers."""
+    bridge = rig.bridge("sleepy", rig.work / "sleepy", {"sleepy": "benchmarks.sleepy:Sleepy"})
+    try:
+        sent = load.steady(bridge.url, rig.small, rig.plan.rate, rig.plan.isolation_s, "sleepy")
+        rig.results.latency["ack_p99_sleepy_plugin"] = latency_of(sent)[1]
+        rig.results.latency["sleepy_backlog"] = bridge.health()["plugins"]["sleepy"]["backlog"]
+    finally:
+        bridge.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,7 @@ try:
 except PackageNotFoundError:  # running from a checkout that was never installed
     __version__ = "0.0.0"
 
+from .devices import device_record
 from .dispatcher import Delivery, RetryLater
 from .event import (
     BoxLink,
@@ -36,5 +37,6 @@ __all__ = [
     "RetryLater",
     "SubDevice",
     "__version__",
+    "device_record",
     "hookimpl",
 ]

@@ -73,14 +73,7 @@ class AcceptPath:
         `context` holds what the source knows beside the payload (a box client's device
         list: the camera's IP, name and type): it fills gaps, never the identity.
         """
-        event = parse_event(
-            payload,
-            history=history,
-            max_image_bytes=self.max_image,
-            ep_id_for_ip=self.bridge.devices.ep_id_for_ip,
-            decode_images=False,
-        )
-        event = _with_source(event, transport, context)
+        event = self._parse(payload, history, transport, context)
         if event.score < self.threshold:
             self.metrics.dropped.labels("below_threshold").inc()
             log.debug("event %s below threshold (%.3f)", event.short_id, event.score)
@@ -111,6 +104,23 @@ class AcceptPath:
             log.warning("event %s: %s", event.short_id, warning)
         self.bridge.devices.observe_event(event)
         return Outcome(event.event_id, completes=event.completes, timestamp=event.timestamp)
+
+    def _parse(
+        self,
+        payload: Mapping[str, Any],
+        history: bool,
+        transport: str,
+        context: Mapping[str, Any] | None,
+    ) -> Event:
+        # Images stay base64 here, checked only cheaply: the workers decode them.
+        event = parse_event(
+            payload,
+            history=history,
+            max_image_bytes=self.max_image,
+            ep_id_for_ip=self.bridge.devices.ep_id_for_ip,
+            decode_images=False,
+        )
+        return _with_source(event, transport, context)
 
     def status(self, payload: Mapping[str, Any], *, transport: str = "http") -> Outcome:
         """Accept one box heartbeat. Raises WireError naming a bad field, SpoolFull."""

@@ -49,4 +49,4 @@ def _refresh_gauges(bridge: Bridge, metrics: Any) -> None:
     metrics.spool_depth.set(bridge.spool.depth())
     if bridge.dispatcher is not None:
         for name, worker in bridge.dispatcher.workers.items():
-            metrics.backlog.labels(name).set(bridge.spool.last_seq - worker.cursor.value)
+            metrics.backlog.labels(name).set(bridge.spool.backlog(worker.cursor))

@@ -202,7 +202,7 @@ class Bridge:
             if worker is not None:
                 entry.update(
                     state=worker.stats.state,
-                    backlog=self.spool.last_seq - worker.cursor.value,
+                    backlog=self.spool.backlog(worker.cursor),
                     delivered=worker.stats.delivered,
                     failed=worker.stats.failed,
                     retries=worker.stats.retries,

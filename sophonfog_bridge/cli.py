@@ -309,23 +309,31 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     top.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     sub = top.add_subparsers(dest="command", required=True)
+    _with_config(sub.add_parser("run", help="receive events and run the plugins"))
+    _with_config(sub.add_parser("check-config", help="print the resolved config or the error"))
+    _with_config(sub.add_parser("plugins", help="list discovered plugins")).add_argument(
+        "--json", action="store_true"
+    )
+    _add_send_test_event(sub)
+    _add_configure_box(sub)
+    _add_replay(sub)
+    _add_emulate_box(sub)
+    return top
 
-    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--config", "-c", help="YAML config file (default: sophonfog-bridge.yaml)")
-        p.add_argument(
-            "--plugin",
-            action="append",
-            default=[],
-            metavar="NAME=module:attr",
-            help="load an extra plugin by import path (repeatable)",
-        )
-        return p
 
-    with_config(sub.add_parser("run", help="receive events and run the plugins"))
-    with_config(sub.add_parser("check-config", help="print the resolved config or the error"))
-    p = with_config(sub.add_parser("plugins", help="list discovered plugins"))
-    p.add_argument("--json", action="store_true")
+def _with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p.add_argument("--config", "-c", help="YAML config file (default: sophonfog-bridge.yaml)")
+    p.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="NAME=module:attr",
+        help="load an extra plugin by import path (repeatable)",
+    )
+    return p
 
+
+def _add_send_test_event(sub: Any) -> None:
     p = sub.add_parser("send-test-event", help="post a realistic event like a box does")
     p.add_argument("--url", default="http://127.0.0.1:9528/RealTimeEvent")
     p.add_argument("--shape", choices=samples.SHAPES, default="v2r2")
@@ -337,6 +345,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ep-id", default="AKOPKKKKK__192.168.1.101")
     p.add_argument("--form", action="store_true", help="send multipart form-data")
 
+
+def _add_configure_box(sub: Any) -> None:
     p = sub.add_parser("configure-box", help="point a box at this bridge through the box's API")
     p.add_argument("--config", "-c", help="YAML config file whose `boxes:` to configure")
     p.add_argument("--box", help="a box name from the config, or e.g. http://192.168.1.20:5555")
@@ -349,6 +359,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="show the request, send nothing")
     p.add_argument("--timeout", type=float, default=5.0)
 
+
+def _add_replay(sub: Any) -> None:
     p = sub.add_parser("replay", help="re-post saved event JSON files to a bridge")
     p.add_argument("files", nargs="+", metavar="FILE", help="one event, a JSON list, or JSON lines")
     p.add_argument("--url", default="http://127.0.0.1:9528/RealTimeEvent")
@@ -363,6 +375,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=5.0)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
+
+def _add_emulate_box(sub: Any) -> None:
     p = sub.add_parser("emulate-box", help="run an emulated V5R7 / V6 box (websocket firmware)")
     p.add_argument("--firmware", choices=["v5", "v6"], required=True)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
@@ -373,7 +387,6 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--devices", type=int, default=2, help="how many capture devices")
     p.add_argument("--username", default="admin")
     p.add_argument("--password", default="admin")
-    return top
 
 
 COMMANDS = {

@@ -6,7 +6,6 @@ plugin returns from its `config_schema` hook, with `enabled` added by the core.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,6 +13,8 @@ from typing import Any
 
 import voluptuous as vol
 import yaml
+
+from .cv import Cidr, Host, Number, Port, Positive, Seconds, Whole
 
 DEFAULT_FILE = "sophonfog-bridge.yaml"
 # Bundled plugins that must be switched on explicitly: opening doors is never a default.
@@ -40,13 +41,6 @@ def _env(loader: yaml.SafeLoader, node: yaml.Node) -> str:
 _Loader.add_constructor("!env", _env)
 
 
-def Cidr(value: Any) -> str:
-    try:
-        return str(ipaddress.ip_network(str(value), strict=False))
-    except ValueError:
-        raise vol.Invalid(f"not an IP address or CIDR network: {value!r}") from None
-
-
 def RoutePath(value: Any) -> str:
     text = str(value)
     if not text.startswith("/") or any(c in text for c in "<>? #"):
@@ -54,15 +48,12 @@ def RoutePath(value: Any) -> str:
     return text
 
 
-Port = vol.All(vol.Coerce(int), vol.Range(min=1, max=65535))
-Positive = vol.All(vol.Coerce(float), vol.Range(min=0, min_included=False))
-
 HTTP_SCHEMA = vol.Schema(
     {
         vol.Optional("host", default="0.0.0.0"): str,
         vol.Optional("port", default=9528): Port,
         vol.Optional("max_body_mb", default=16): Positive,
-        vol.Optional("max_image_kb", default=4096): vol.All(vol.Coerce(int), vol.Range(min=1)),
+        vol.Optional("max_image_kb", default=4096): Whole(1),
         vol.Optional("token", default=None): vol.Any(None, vol.All(str, vol.Length(min=8))),
         vol.Optional("allowed_sources", default=list): [Cidr],
         vol.Optional("trusted_proxies", default=list): [Cidr],
@@ -70,8 +61,8 @@ HTTP_SCHEMA = vol.Schema(
         vol.Optional("viewers", default=None): vol.Any(None, [Cidr]),
         # Home Assistant's ingress proxy (172.30.32.2 in the add-on): in without the token.
         vol.Optional("ingress_gateways", default=list): [Cidr],
-        vol.Optional("threads", default=8): vol.All(vol.Coerce(int), vol.Range(min=1, max=64)),
-        vol.Optional("max_in_flight", default=64): vol.All(vol.Coerce(int), vol.Range(min=1)),
+        vol.Optional("threads", default=8): Whole(1, 64),
+        vol.Optional("max_in_flight", default=64): Whole(1),
         vol.Optional("client_timeout_s", default=10): Positive,
         vol.Optional("realtime_paths", default=list): [RoutePath],
         vol.Optional("history_paths", default=list): [RoutePath],
@@ -86,18 +77,10 @@ SPOOL_SCHEMA = vol.Schema(
         vol.Optional("max_mb", default=1024): Positive,
         vol.Optional("max_age_h", default=168): Positive,
         vol.Optional("segment_mb", default=64): Positive,
-        vol.Optional("dedup_window_s", default=600): vol.All(vol.Coerce(float), vol.Range(min=0)),
-        vol.Optional("dedup_max", default=100_000): vol.All(vol.Coerce(int), vol.Range(min=1)),
+        vol.Optional("dedup_window_s", default=600): Seconds(),
+        vol.Optional("dedup_max", default=100_000): Whole(1),
     }
 )
-
-
-def Host(value: Any) -> str:
-    """A box's address: a host name or an IP, nothing that could smuggle a path or port."""
-    text = str(value).strip()
-    if not text or any(c in text for c in "/?#@ ") or len(text) > 253:
-        raise vol.Invalid(f"not a host name or IP address: {value!r}")
-    return text
 
 
 FIRMWARES = ("auto", "v2", "v5", "v6")
@@ -117,13 +100,9 @@ BOX_SCHEMA = vol.Schema(
         vol.Optional("devices", default=list): [vol.All(str, vol.Length(min=1, max=128))],
         # How often the websocket client lists the box's devices again (a new one means
         # a new subscription); it also lists them on every connect.
-        vol.Optional("device_refresh_s", default=300): vol.All(
-            vol.Coerce(float), vol.Range(min=1, max=86400)
-        ),
+        vol.Optional("device_refresh_s", default=300): Seconds(1, 86400),
         vol.Optional("backfill", default=True): bool,
-        vol.Optional("backfill_max_h", default=24): vol.All(
-            vol.Coerce(float), vol.Range(min=0, max=24 * 31)
-        ),
+        vol.Optional("backfill_max_h", default=24): Number(0, 24 * 31),
     }
 )
 
@@ -144,7 +123,7 @@ CONFIG_SCHEMA = vol.Schema(
         vol.Optional("bridge_id", default="sophonfog"): vol.All(
             str, vol.Match(r"^[a-z0-9_-]{1,40}$", msg="use 1-40 of a-z 0-9 _ -")
         ),
-        vol.Optional("threshold", default=0.0): vol.All(vol.Coerce(float), vol.Range(min=0, max=1)),
+        vol.Optional("threshold", default=0.0): Number(0, 1),
         vol.Optional("log_level", default="INFO"): vol.All(
             vol.Upper, vol.In(["DEBUG", "INFO", "WARNING", "ERROR"])
         ),

@@ -13,18 +13,30 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 from .event import BoxStatus, DeviceType, Event, SubDevice
+from .files import atomic_write
 
 log = logging.getLogger(__name__)
 
 MAX_DEVICES = 1024
 WRITE_DELAY_S = 0.5
+
+
+def device_record(event: Event) -> dict[str, Any]:
+    """What an event says of its capture device, in the shape the device memory keeps."""
+    return {
+        "device": event.device,
+        "ep_id": event.ep_id,
+        "device_ip": event.device_ip,
+        "device_type": event.device_type.value,
+        "box": event.box,
+        "name": event.device_name,
+    }
 
 
 class KnownDevices:
@@ -67,17 +79,7 @@ class KnownDevices:
         return self._by_ip.get(ip)
 
     def observe_event(self, event: Event) -> bool:
-        return self._merge(
-            event.device,
-            {
-                "device": event.device,
-                "ep_id": event.ep_id,
-                "device_ip": event.device_ip,
-                "device_type": event.device_type.value,
-                "box": event.box,
-                "name": event.device_name,
-            },
-        )
+        return self._merge(event.device, device_record(event))
 
     def observe_status(self, status: BoxStatus) -> bool:
         changed = False
@@ -191,10 +193,7 @@ class KnownDevices:
 
     def _write(self, text: str) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".devices-")
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            os.replace(tmp, self.path)
+            # No fsync: a power cut may forget the newest devices; their next event names them.
+            atomic_write(self.path, text, fsync=False)
         except OSError as err:
             log.warning("devices: cannot save %s: %s", self.path, err)

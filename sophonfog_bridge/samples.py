@@ -8,6 +8,7 @@ import json
 import random
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 PERSON_CODES = {"employee": 1, "visitor": 2, "blacklist": 3, "stranger": 4, "vip": 5}
@@ -115,10 +116,103 @@ def event_payload(
     if scene is None:
         at = time.strftime("%H:%M:%S", time.localtime(ts_ms / 1000))
         scene = jpeg(320, 240, seed=1, caption=f"{person_type} · {at}")
-    registered = registered if registered is not None else jpeg(112, 112, seed=2)
-    face = face if face is not None else jpeg(112, 112, seed=3)
-    dev_sno, _, ip = ep_id.partition("__")
-    quality = {
+    sample = _Sample(
+        person_type=person_type,
+        device_type=device_type,
+        identity_id=identity_id,
+        identity_name=identity_name,
+        score=score,
+        ep_id=ep_id,
+        ts_ms=ts_ms,
+        scene=scene,
+        registered=registered if registered is not None else jpeg(112, 112, seed=2),
+        face=face if face is not None else jpeg(112, 112, seed=3),
+    )
+    if shape == "v2r1":
+        return _v2r1(sample)
+    if shape in ("v2r2", "history", "platform"):
+        return _v2r2(sample, shape)
+    if shape == "ws":
+        return _ws(sample)
+    if shape in ("v5history", "v6history"):
+        maker = v5_history if shape == "v5history" else v6_history
+        return maker(
+            ep_id, identity_id, identity_name, person_type, score, ts_ms, scene,
+            sample.registered, sample.face,
+        )  # fmt: skip
+    raise ValueError(f"unknown shape {shape!r}; use one of {', '.join(SHAPES)}")
+
+
+@dataclass(frozen=True)
+class _Sample:
+    """What every shape of one event says, in the words of `event_payload`'s arguments."""
+
+    person_type: str
+    device_type: str
+    identity_id: str
+    identity_name: str
+    score: float
+    ep_id: str
+    ts_ms: int
+    scene: bytes
+    registered: bytes
+    face: bytes
+
+
+def _v2r1(sample: _Sample) -> dict[str, Any]:
+    return {
+        "identity_id": sample.identity_id,
+        "identity_name": sample.identity_name,
+        "group_name": "staff",
+        "reg_pic": b64(sample.registered),
+        "timestamp": sample.ts_ms // 1000,
+        "score": sample.score,
+        "ep_id": sample.ep_id,
+        "spot_pic": b64(sample.scene),
+        "person_type": PERSON_CODES[sample.person_type],
+        "device_type": DEVICE_CODES[sample.device_type],
+        "ext_data": {"device_ip": sample.ep_id.partition("__")[2]},
+    }
+
+
+def _v2r2(sample: _Sample, shape: str) -> dict[str, Any]:
+    """V2R2 live (`v2r2`), its history upload (`history`), and the platform push."""
+    dev_sno, _, ip = sample.ep_id.partition("__")
+    ext: dict[str, Any] = {
+        "device_ip": ip,
+        "spot_pic": b64(sample.scene),
+        "recognize_face": b64(sample.face),
+        "person_type": PERSON_CODES[sample.person_type],
+        "device_type": DEVICE_CODES[sample.device_type],
+        **_quality(),
+    }
+    payload: dict[str, Any] = {
+        "identity_id": sample.identity_id,
+        "identity_name": sample.identity_name,
+        "group_name": "staff",
+        "reg_pic": b64(sample.registered),
+        "timestamp": sample.ts_ms,
+        "score": sample.score,
+        "ext_data": ext,
+    }
+    if shape == "history":
+        payload["want_action"] = "0"
+        ext.update(ep_id=sample.ep_id, dev_sno=dev_sno)
+    if shape == "platform":
+        payload["device_id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, sample.ep_id))
+        payload["identity_info"] = {
+            "type": 1,
+            "user_id": sample.identity_id,
+            "name": sample.identity_name,
+            "permission_ids": ["p1"],
+            "ext_info": {"building_no": "A", "room": "301", "floor": "3"},
+        }
+    return payload
+
+
+def _quality() -> dict[str, Any]:
+    """The face-quality report a V2R2 box adds to `ext_data`."""
+    return {
         "grab_fiqa_info": {
             "confidence": 0.99,
             "rect": {"top": 40, "bottom": 160, "left": 100, "right": 200},
@@ -133,72 +227,24 @@ def event_payload(
             "info": {"face_size": 120, "clarity": 0.9, "brightness": 0.6, "headpose": 0.1},
         },
     }
-    if shape == "v2r1":
-        return {
-            "identity_id": identity_id,
-            "identity_name": identity_name,
-            "group_name": "staff",
-            "reg_pic": b64(registered),
-            "timestamp": ts_ms // 1000,
-            "score": score,
-            "ep_id": ep_id,
-            "spot_pic": b64(scene),
-            "person_type": PERSON_CODES[person_type],
-            "device_type": DEVICE_CODES[device_type],
-            "ext_data": {"device_ip": ip},
-        }
-    if shape in ("v2r2", "history", "platform"):
-        ext: dict[str, Any] = {
-            "device_ip": ip,
-            "spot_pic": b64(scene),
-            "recognize_face": b64(face),
-            "person_type": PERSON_CODES[person_type],
-            "device_type": DEVICE_CODES[device_type],
-            **quality,
-        }
-        payload: dict[str, Any] = {
-            "identity_id": identity_id,
-            "identity_name": identity_name,
-            "group_name": "staff",
-            "reg_pic": b64(registered),
-            "timestamp": ts_ms,
-            "score": score,
-            "ext_data": ext,
-        }
-        if shape == "history":
-            payload["want_action"] = "0"
-            ext.update(ep_id=ep_id, dev_sno=dev_sno)
-        if shape == "platform":
-            payload["device_id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, ep_id))
-            payload["identity_info"] = {
-                "type": 1,
-                "user_id": identity_id,
-                "name": identity_name,
-                "permission_ids": ["p1"],
-                "ext_info": {"building_no": "A", "room": "301", "floor": "3"},
-            }
-        return payload
-    if shape == "ws":
-        return {
-            "event_id": uuid.uuid4().hex,
-            "timestamp": ts_ms,
-            "identity_id": identity_id,
-            "identity_name": identity_name,
-            "user_type": person_type,
-            "score": round(score * 100, 2),
-            "media_device_ip": ip,
-            "media_device_id": ep_id,
-            "media_device_type": "rtsp",
-            "register_image": "data:image/jpeg;base64," + b64(registered),
-            "recognize_face_image": "data:image/jpeg;base64," + b64(face),
-            "recognize_face_attr": {"age": 30, "gender": "male"},
-        }
-    if shape in ("v5history", "v6history"):
-        maker = v5_history if shape == "v5history" else v6_history
-        return maker(
-            ep_id, identity_id, identity_name, person_type, score, ts_ms, scene, registered, face
-        )
-    raise ValueError(f"unknown shape {shape!r}; use one of {', '.join(SHAPES)}")
+
+
+def _ws(sample: _Sample) -> dict[str, Any]:
+    """A V6 live record as the box's websocket sends it."""
+    return {
+        "event_id": uuid.uuid4().hex,
+        "timestamp": sample.ts_ms,
+        "identity_id": sample.identity_id,
+        "identity_name": sample.identity_name,
+        "user_type": sample.person_type,
+        "score": round(sample.score * 100, 2),
+        "media_device_ip": sample.ep_id.partition("__")[2],
+        "media_device_id": sample.ep_id,
+        "media_device_type": "rtsp",
+        "register_image": "data:image/jpeg;base64," + b64(sample.registered),
+        "recognize_face_image": "data:image/jpeg;base64," + b64(sample.face),
+        "recognize_face_attr": {"age": 30, "gender": "male"},
+    }
 
 
 FACE_BOX = [100, 40, 200, 160]
@@ -385,44 +431,50 @@ def system_payload(version: str, box: str = "AKOPKKKKK") -> dict[str, Any]:
         "gateway_status": "online",
         "board_temperature": 41,
     }
-    if version == "v5":
-        return {
-            **common,
-            "dev_sno": box,
-            "gateway_ext_data": {
-                "sw_version": "V5R7C01",
-                "sdk_version": "2.2.0",
-                "nnsdk_version": "1.4",
-                "gateway_mac": "e0:a5:09:26:14:22",
-                "box_usage": None,
-            },
-            "cpu_info": {"cpu_rate": 0.235, "info": {"cpu_type": "arm", "cpu_freq": "2.3GHz"}},
-            "tpu_info": {"tpu_rate": 0.12, "info": {"detail": "BM1684"}},
-            "memory_info": {
-                "hardware_total_memory": "12G",
-                "total_memory": "3.71G",
-                "total_free_memory": "2.0G",
-                "total_used_memory": "1.71G",
-                "total_memory_scale": 0.46,
-            },
-            "disk_info": {
-                "hardware_total_disk": "32G",
-                "disk_rate": 0.25,
-                "total_disk": "28.0G",
-                "free_disk": "21.0G",
-                "used_disk": "7.0G",
-            },
-            "external_hard_drives_info": {
-                "external_hard_state": "1",
-                "external_hard_disk_rate": 0.5,
-                "external_hard_total_disk": "931.5G",
-                "external_hard_free_disk": "465.7G",
-                "external_hard_used_disk": "465.8G",
-            },
-            "temperature": 52,
-            "fan_speed": "0r/min",
-            "uptime": "1 day, 9 hours",
-        }
+    return _v5_system(common, box) if version == "v5" else _v6_system(common, box)
+
+
+def _v5_system(common: dict[str, Any], box: str) -> dict[str, Any]:
+    return {
+        **common,
+        "dev_sno": box,
+        "gateway_ext_data": {
+            "sw_version": "V5R7C01",
+            "sdk_version": "2.2.0",
+            "nnsdk_version": "1.4",
+            "gateway_mac": "e0:a5:09:26:14:22",
+            "box_usage": None,
+        },
+        "cpu_info": {"cpu_rate": 0.235, "info": {"cpu_type": "arm", "cpu_freq": "2.3GHz"}},
+        "tpu_info": {"tpu_rate": 0.12, "info": {"detail": "BM1684"}},
+        "memory_info": {
+            "hardware_total_memory": "12G",
+            "total_memory": "3.71G",
+            "total_free_memory": "2.0G",
+            "total_used_memory": "1.71G",
+            "total_memory_scale": 0.46,
+        },
+        "disk_info": {
+            "hardware_total_disk": "32G",
+            "disk_rate": 0.25,
+            "total_disk": "28.0G",
+            "free_disk": "21.0G",
+            "used_disk": "7.0G",
+        },
+        "external_hard_drives_info": {
+            "external_hard_state": "1",
+            "external_hard_disk_rate": 0.5,
+            "external_hard_total_disk": "931.5G",
+            "external_hard_free_disk": "465.7G",
+            "external_hard_used_disk": "465.8G",
+        },
+        "temperature": 52,
+        "fan_speed": "0r/min",
+        "uptime": "1 day, 9 hours",
+    }
+
+
+def _v6_system(common: dict[str, Any], box: str) -> dict[str, Any]:
     return {
         **common,
         "gateway_mac": "e0:a5:09:26:14:22",

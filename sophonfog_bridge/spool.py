@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .files import fsync_dir
+
 log = logging.getLogger(__name__)
 
 MAGIC = b"SFB1"
@@ -141,15 +143,6 @@ def _resync(handle, start: int, after_seq: int) -> tuple[int, int] | None:
         pos += chunk
 
 
-def _fsync_dir(path: Path) -> None:
-    """Make a file's creation (its name in the folder) survive a power cut too."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class FolderLock:
     """An exclusive flock on `<folder>/bridge.lock` holding the owner's pid, for its lifetime.
 
@@ -205,7 +198,7 @@ class Cursor:
         if not existed:
             self.commit(default)
             if fsync:
-                _fsync_dir(path.parent)
+                fsync_dir(path.parent)
 
     def _load(self) -> int:
         return _best_slot(os.pread(self._fd, CURSOR_SLOT.size * 2, 0))
@@ -357,7 +350,7 @@ class Spool:
         created = not path.exists()
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         if created and self.fsync:
-            _fsync_dir(self.segments_dir)
+            fsync_dir(self.segments_dir)
         return fd
 
     def _roll(self) -> None:
@@ -554,11 +547,15 @@ class Spool:
         finally:
             reader.close()
 
+    def backlog(self, cursor: Cursor) -> int:
+        """Records on disk that `cursor` has not finished yet."""
+        return self.last_seq - cursor.value
+
     def depth(self) -> int:
         """Records the slowest registered cursor still has to go through."""
         if not self.cursors:
             return 0
-        return max(self.last_seq - c.value for c in self.cursors.values())
+        return max(self.backlog(c) for c in self.cursors.values())
 
     # ---- retention ---------------------------------------------------------------------
 

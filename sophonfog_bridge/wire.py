@@ -538,12 +538,44 @@ def parse_event(
         raise WireError("body: expected a JSON object")
     _shallow_body(payload)
     flat = _validate(EVENT_SCHEMA, _lift(payload))
-    event_id = event_id_for(_device_key(flat), flat["identity_id"], flat["timestamp"])
     found, warnings = _images(payload, max_image_bytes, decode_images)
-    attributes = _face_attributes(flat)
     frame_times, time_warnings = _frame_times(flat)
     warnings += time_warnings
-    ext = dict(flat.get("ext_data") or {})
+    where = _capture_device(flat, ep_id_for_ip, warnings)
+    attributes = _face_attributes(flat)
+    return Event(
+        event_id=event_id_for(_device_key(flat), flat["identity_id"], flat["timestamp"]),
+        box_event_id=flat.get("event_id"),
+        kind=EventKind.HISTORY if history or "want_action" in flat else EventKind.REALTIME,
+        identity_id=flat["identity_id"],
+        identity_name=flat.get("identity_name") or "",
+        group_name=flat.get("group_name") or "",
+        score=flat["score"],
+        timestamp=flat["timestamp"],
+        person_type=flat.get("person_type") or PersonType.EMPLOYEE,
+        device_type=flat.get("device_type") or DeviceType.UNKNOWN,
+        **where,
+        face_rect=_face_rect(flat.get("grab_fiqa_info"), attributes),
+        face_attributes=attributes,
+        device_name=flat.get("device_name") or "",
+        face_quality=_face_quality(flat),
+        identity_info=flat.get("identity_info") or {},
+        ext_data=_ext_data(flat, frame_times),
+        want_action=flat.get("want_action"),
+        warnings=tuple(warnings),
+        replayed=flat["replayed"],
+        raw={k: v for k, v in payload.items() if k not in CONSUMED and k != "ext_data"},
+        encoded_images=() if decode_images else tuple(n for n, v in found.items() if v),
+        **found,
+    )
+
+
+def _capture_device(
+    flat: Mapping[str, Any],
+    ep_id_for_ip: Callable[[str], str | None] | None,
+    warnings: list[str],
+) -> dict[str, Any]:
+    """`device`, `ep_id`, `device_ip` and `box`: each filled from the others where missing."""
     ep_id = flat.get("ep_id") or None
     device_ip = flat.get("device_ip") or None
     if not ep_id and device_ip and ep_id_for_ip is not None:
@@ -555,48 +587,22 @@ def parse_event(
         device = "unknown"
         warnings.append("no capture device id in the event")
     box = flat.get("dev_sno") or (ep_id.split("__", 1)[0] if ep_id and "__" in ep_id else None)
-    timestamp, score = flat["timestamp"], flat["score"]
-    consumed = CONSUMED
-    raw = {k: v for k, v in payload.items() if k not in consumed and k != "ext_data"}
-    return Event(
-        event_id=event_id,
-        box_event_id=flat.get("event_id"),
-        kind=EventKind.HISTORY if history or "want_action" in flat else EventKind.REALTIME,
-        identity_id=flat["identity_id"],
-        identity_name=flat.get("identity_name") or "",
-        group_name=flat.get("group_name") or "",
-        score=score,
-        timestamp=timestamp,
-        person_type=flat.get("person_type") or PersonType.EMPLOYEE,
-        device_type=flat.get("device_type") or DeviceType.UNKNOWN,
-        device=device,
-        ep_id=ep_id,
-        device_ip=device_ip,
-        box=box,
-        face_rect=_face_rect(flat.get("grab_fiqa_info"), attributes),
-        face_attributes=attributes,
-        device_name=flat.get("device_name") or "",
-        face_quality={
-            k: v
-            for k, v in (
-                ("grab", flat.get("grab_fiqa_info")),
-                ("box", flat.get("box_fiqa_info")),
-            )
-            if v
-        },
-        identity_info=flat.get("identity_info") or {},
-        ext_data={
-            **{k: v for k, v in ext.items() if k not in consumed},
-            **frame_times,
-            **_device_extras(flat),
-        },
-        want_action=flat.get("want_action"),
-        warnings=tuple(warnings),
-        replayed=flat["replayed"],
-        raw=raw,
-        encoded_images=() if decode_images else tuple(n for n, v in found.items() if v),
-        **found,
-    )
+    return {"device": device, "ep_id": ep_id, "device_ip": device_ip, "box": box}
+
+
+def _face_quality(flat: Mapping[str, Any]) -> dict[str, Any]:
+    grab, box = flat.get("grab_fiqa_info"), flat.get("box_fiqa_info")
+    return {k: v for k, v in (("grab", grab), ("box", box)) if v}
+
+
+def _ext_data(flat: Mapping[str, Any], frame_times: dict[str, str]) -> dict[str, Any]:
+    """What the box sent in `ext_data` that the model does not hold, and the frame times."""
+    ext = dict(flat.get("ext_data") or {})
+    return {
+        **{k: v for k, v in ext.items() if k not in CONSUMED},
+        **frame_times,
+        **_device_extras(flat),
+    }
 
 
 def _device_extras(flat: Mapping[str, Any]) -> dict[str, str]:

@@ -16,8 +16,6 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import os
-import tempfile
 import threading
 from collections import OrderedDict
 from datetime import date, datetime, tzinfo
@@ -28,6 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import voluptuous as vol
 
 from sophonfog_bridge import Event, EventKind, PersonType, hookimpl
+from sophonfog_bridge.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -114,17 +113,7 @@ class DayFile:
         writer.writeheader()
         for row in sorted(self.rows.values(), key=lambda r: (r["first_seen"], r["identity_id"])):
             writer.writerow(row)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".attendance-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-                handle.write(out.getvalue())
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(self.path, out.getvalue(), fsync=True)
 
 
 class AttendancePlugin:

@@ -19,25 +19,16 @@ import logging
 import urllib.error
 import urllib.request
 from typing import Any
-from urllib.parse import urlsplit
 
 import voluptuous as vol
 
-from sophonfog_bridge import Event, EventKind, PersonType, RetryLater, hookimpl
+from sophonfog_bridge import Event, EventKind, PersonType, RetryLater, cv, hookimpl
 
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Sophonfog-Signature"
 EVENT_ID_HEADER = "X-Sophonfog-Event-Id"
 RETRY_STATUSES = {408, 425, 429}
-
-
-def HttpUrl(value: Any) -> str:
-    text = str(value)
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise vol.Invalid(f"not an http(s) URL: {value!r}")
-    return text
 
 
 def HeaderName(value: Any) -> str:
@@ -50,15 +41,15 @@ def HeaderName(value: Any) -> str:
 CONFIG_SCHEMA = vol.Schema(
     {
         # Without a URL the plugin stays idle: installing it must not break a bridge.
-        vol.Optional("url", default=None): vol.Any(None, HttpUrl),
+        vol.Optional("url", default=None): vol.Any(None, cv.HttpUrl),
         # Empty: every person type.
         vol.Optional("person_types", default=list): [vol.Coerce(PersonType)],
         # History events are late copies; most automations want only real-time ones.
         vol.Optional("include_history", default=False): bool,
         vol.Optional("secret", default=None): vol.Any(None, vol.All(str, vol.Length(min=8))),
         vol.Optional("headers", default=dict): {HeaderName: str},
-        vol.Optional("timeout_s", default=5.0): vol.All(vol.Coerce(float), vol.Range(min=0.1)),
-        vol.Optional("retry_s", default=5.0): vol.All(vol.Coerce(float), vol.Range(min=0.05)),
+        vol.Optional("timeout_s", default=5.0): cv.Seconds(0.1),
+        vol.Optional("retry_s", default=5.0): cv.Seconds(0.05),
     }
 )
 

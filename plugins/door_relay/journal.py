@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sophonfog_bridge.files import atomic_write
+
 log = logging.getLogger(__name__)
 
 
@@ -77,13 +79,10 @@ class Journal:
             self._rewrite(kept)
 
     def _rewrite(self, lines: list[str]) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.writelines(line + "\n" for line in lines)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.path)
-        _fsync_dir(self.path.parent)
+        # Always durable, file and folder: after a power cut the journal is the old one or
+        # the new one, never an empty file that forgot which pulses were claimed.
+        text = "".join(line + "\n" for line in lines)
+        atomic_write(self.path, text, fsync=True, fsync_folder=True)
 
     def claim(self, event_id: str, door: str) -> bool:
         """Reserve the pulse in memory; False if this event already pulsed (or will pulse) it."""
@@ -134,14 +133,3 @@ class Journal:
     def close(self) -> None:
         with self._lock:
             self._handle.close()
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

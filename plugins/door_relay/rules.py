@@ -48,6 +48,8 @@ def who(event: Event) -> str:
     return f"{event.person_type.value} {event.identity_name or '?'} ({event.identity_id})"
 
 
+# Long on purpose: the rules in the one order they are checked (the first that fails is the
+# one reported and audited), each a test and a reason; split, the order would be hidden.
 def decide(
     event: Event,
     door: Mapping[str, Any],

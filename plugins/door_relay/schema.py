@@ -7,14 +7,12 @@ error at startup, not a surprise at the gate.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from typing import Any
-from urllib.parse import urlsplit
 
 import voluptuous as vol
 
-from sophonfog_bridge import DeviceType, PersonType
+from sophonfog_bridge import DeviceType, PersonType, cv
 
 log = logging.getLogger(__name__)
 
@@ -29,42 +27,8 @@ NEVER_OPEN = {
 }
 
 
-def Seconds(low: float, high: float, low_included: bool = True) -> vol.All:
-    return vol.All(vol.Coerce(float), vol.Range(min=low, max=high, min_included=low_included))
-
-
-def NonEmptyText(value: Any) -> str:
-    text = str(value).strip() if isinstance(value, (str, int)) else None
-    if not text:
-        raise vol.Invalid(f"expected a non-empty string, got {value!r}")
-    return text
-
-
-def HttpUrl(value: Any) -> str:
-    text = NonEmptyText(value)
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise vol.Invalid(f"not an http(s) URL: {value!r}")
-    return text
-
-
-def HostPort(value: Any) -> str:
-    """`host` or `host:port`, no scheme or path (presets build the URL)."""
-    text = NonEmptyText(value)
-    if "/" in text or "?" in text or "@" in text or " " in text:
-        raise vol.Invalid(f"use a bare host or host:port, not a URL: {value!r}")
-    return text
-
-
-def IpAddress(value: Any) -> str:
-    try:
-        return str(ipaddress.ip_address(str(value)))
-    except ValueError:
-        raise vol.Invalid(f"not an IP address: {value!r}") from None
-
-
 def MqttTopic(value: Any) -> str:
-    text = NonEmptyText(value)
+    text = cv.NonBlank(value)
     if "+" in text or "#" in text:
         raise vol.Invalid(f"a publish topic cannot contain wildcards: {value!r}")
     return text
@@ -78,19 +42,17 @@ def Payload(value: Any) -> Any:
     raise vol.Invalid(f"expected a string or a mapping, got {value!r}")
 
 
-Timeout = Seconds(0, 30, low_included=False)
-PersonTypeName = vol.All(vol.Lower, vol.In([p.value for p in PersonType]))
-DeviceTypeName = vol.All(vol.Lower, vol.In([d.value for d in DeviceType]))
+Timeout = cv.Seconds(0, 30, low_included=False)
 
 HTTP_BACKEND = vol.Schema(
     {
         vol.Required("type"): "http",
-        vol.Exclusive("url", "target"): HttpUrl,
+        vol.Exclusive("url", "target"): cv.HttpUrl,
         vol.Exclusive("preset", "target"): vol.In(HTTP_PRESETS),
-        vol.Optional("host"): HostPort,
+        vol.Optional("host"): cv.HostPort,
         vol.Optional("scheme", default="http"): vol.In(["http", "https"]),
-        vol.Optional("channel"): vol.All(vol.Coerce(int), vol.Range(min=0, max=16)),
-        vol.Optional("button"): NonEmptyText,
+        vol.Optional("channel"): cv.Whole(0, 16),
+        vol.Optional("button"): cv.NonBlank,
         vol.Optional("entity_id"): vol.All(
             str,
             vol.Match(
@@ -117,7 +79,7 @@ MQTT_BACKEND = vol.Schema(
         vol.Exclusive("preset", "target"): vol.In(MQTT_PRESETS),
         vol.Optional("payload", default="ON"): Payload,
         vol.Optional("device"): MqttTopic,
-        vol.Optional("channel", default=1): vol.All(vol.Coerce(int), vol.Range(min=1, max=16)),
+        vol.Optional("channel", default=1): cv.Whole(1, 16),
         vol.Optional("base_topic", default="zigbee2mqtt"): MqttTopic,
         # 0: sent now or never. A QoS 1 command whose PUBACK timed out is re-sent by the
         # client after a reconnect, and would open the door late, after "stays shut".
@@ -147,10 +109,10 @@ SOPHON_BACKEND = vol.Schema(
     {
         vol.Required("type"): "sophon",
         vol.Optional("firmware", default="v2"): EventActionFirmware,
-        vol.Required("host"): HostPort,
-        vol.Required("action_ip"): IpAddress,
+        vol.Required("host"): cv.HostPort,
+        vol.Required("action_ip"): cv.IpAddress,
         vol.Optional("action_port", default="5555"): vol.All(vol.Coerce(str), vol.Match(r"^\d+$")),
-        vol.Optional("logic_port", default=0): vol.All(vol.Coerce(int), vol.Range(min=0)),
+        vol.Optional("logic_port", default=0): cv.Whole(0),
         vol.Optional("timeout_s", default=2.0): Timeout,
     }
 )
@@ -158,7 +120,7 @@ SOPHON_BACKEND = vol.Schema(
 GPIO_BACKEND = vol.Schema(
     {
         vol.Required("type"): "gpio",
-        vol.Required("pin"): vol.Any(vol.All(int, vol.Range(min=0)), NonEmptyText),
+        vol.Required("pin"): vol.Any(vol.All(int, vol.Range(min=0)), cv.NonBlank),
         vol.Optional("active_low", default=False): bool,
         vol.Optional("pin_factory"): vol.In(["mock"]),
     }
@@ -167,7 +129,7 @@ GPIO_BACKEND = vol.Schema(
 COMMAND_BACKEND = vol.Schema(
     {
         vol.Required("type"): "command",
-        vol.Required("argv"): vol.All([NonEmptyText], vol.Length(min=1)),
+        vol.Required("argv"): vol.All([cv.NonBlank], vol.Length(min=1)),
         vol.Optional("timeout_s", default=5.0): Timeout,
     }
 )
@@ -233,26 +195,26 @@ DOOR = vol.Schema(
         vol.Required("name"): vol.All(
             str, vol.Match(r"^[a-z0-9][a-z0-9_-]{0,39}$", msg="use 1-40 of a-z 0-9 _ -")
         ),
-        vol.Required("devices"): vol.All([NonEmptyText], vol.Length(min=1)),
+        vol.Required("devices"): vol.All([cv.NonBlank], vol.Length(min=1)),
         vol.Optional("person_types", default=[PersonType.EMPLOYEE.value]): vol.All(
-            [PersonTypeName], vol.Length(min=1)
+            [cv.PersonTypeName], vol.Length(min=1)
         ),
         vol.Optional("min_score", default=0.8): vol.All(
             vol.Coerce(float), vol.Range(min=0, max=1, msg="min_score is on the 0..1 scale")
         ),
-        vol.Optional("groups", default=list): [NonEmptyText],
-        vol.Optional("identities", default=list): [NonEmptyText],
-        vol.Optional("deny_identities", default=list): [NonEmptyText],
+        vol.Optional("groups", default=list): [cv.NonBlank],
+        vol.Optional("identities", default=list): [cv.NonBlank],
+        vol.Optional("deny_identities", default=list): [cv.NonBlank],
         vol.Optional("device_types", default=lambda: list(DEFAULT_DEVICE_TYPES)): vol.All(
-            [DeviceTypeName], vol.Length(min=1)
+            [cv.DeviceTypeName], vol.Length(min=1)
         ),
-        vol.Optional("max_age_s", default=10.0): Seconds(0, 300, low_included=False),
-        vol.Optional("clock_skew_s", default=2.0): Seconds(0, 60),
-        vol.Optional("cooldown_s", default=3.0): Seconds(0, 3600),
-        vol.Optional("pulse_s", default=2.0): Seconds(0, 60, low_included=False),
+        vol.Optional("max_age_s", default=10.0): cv.Seconds(0, 300, low_included=False),
+        vol.Optional("clock_skew_s", default=2.0): cv.Seconds(0, 60),
+        vol.Optional("cooldown_s", default=3.0): cv.Seconds(0, 3600),
+        vol.Optional("pulse_s", default=2.0): cv.Seconds(0, 60, low_included=False),
         vol.Optional("allow_remote_open", default=False): bool,
         # A remote press that waited longer for a busy relay is dropped, never opens late.
-        vol.Optional("remote_max_age_s", default=3.0): Seconds(0, 60, low_included=False),
+        vol.Optional("remote_max_age_s", default=3.0): cv.Seconds(0, 60, low_included=False),
         vol.Required("backend"): Backend,
     }
 )
@@ -292,7 +254,7 @@ CONFIG_SCHEMA = vol.Schema(
             {
                 vol.Optional("enabled", default=False): bool,
                 vol.Optional("doors", default=list): [DOOR],
-                vol.Optional("journal_keep_days", default=30.0): Seconds(1, 3650),
+                vol.Optional("journal_keep_days", default=30.0): cv.Seconds(1, 3650),
             }
         ),
         _check_plugin,

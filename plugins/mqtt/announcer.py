@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from pathlib import Path
 from typing import Any
 
 from sophonfog_bridge import Event, PersonType
+from sophonfog_bridge.files import atomic_write
 
 from . import discovery, payloads
 from .client import Message, MqttConnection
@@ -201,9 +201,8 @@ class Announcer:
             return {}
 
     def _save_people(self) -> None:
-        tmp = self._people_path.with_suffix(".tmp")
         try:
-            tmp.write_text(json.dumps(self.people, ensure_ascii=False), encoding="utf-8")
-            os.replace(tmp, self._people_path)
+            text = json.dumps(self.people, ensure_ascii=False)
+            atomic_write(self._people_path, text, fsync=False)
         except OSError as err:
             log.warning("mqtt: cannot save %s: %s", self._people_path, err)

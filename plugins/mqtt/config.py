@@ -6,6 +6,8 @@ from typing import Any
 
 import voluptuous as vol
 
+from sophonfog_bridge import cv
+
 DEFAULT_BRIDGE_ID = "sophonfog"
 DEFAULT_ORIGIN_URL = "https://pypi.org/project/sophonfog-bridge/"
 
@@ -38,10 +40,8 @@ def People(value: Any) -> str | list[str]:
     raise vol.Invalid("people must be the word `employees` or a list of identity ids")
 
 
-Port = vol.All(vol.Coerce(int), vol.Range(min=1, max=65535))
-Seconds = vol.All(vol.Coerce(float), vol.Range(min=0))
-PositiveSeconds = vol.All(vol.Coerce(float), vol.Range(min=0.05))
-WholeSeconds = vol.All(vol.Coerce(int), vol.Range(min=1, max=86400))
+PositiveSeconds = cv.Seconds(0.05)
+WholeSeconds = cv.Whole(1, 86400)
 
 TLS_SCHEMA = vol.Schema(
     {
@@ -55,11 +55,11 @@ TLS_SCHEMA = vol.Schema(
 CONFIG_SCHEMA = vol.Schema(
     {
         vol.Optional("host", default="localhost"): vol.All(str, vol.Length(min=1)),
-        vol.Optional("port", default=1883): Port,
+        vol.Optional("port", default=1883): cv.Port,
         vol.Optional("username", default=None): vol.Any(None, str),
         vol.Optional("password", default=None): vol.Any(None, str),
         vol.Optional("client_id", default=None): vol.Any(None, ClientId),
-        vol.Optional("keepalive", default=60): vol.All(vol.Coerce(int), vol.Range(min=5, max=3600)),
+        vol.Optional("keepalive", default=60): cv.Whole(5, 3600),
         vol.Optional("tls", default=None): vol.Any(None, TLS_SCHEMA),
         vol.Optional("base_topic", default=None): vol.Any(None, Topic),
         vol.Optional("discovery_prefix", default="homeassistant"): Topic,
@@ -72,9 +72,9 @@ CONFIG_SCHEMA = vol.Schema(
         vol.Optional("presence_off_delay_s", default=300): WholeSeconds,
         vol.Optional("publish_timeout_s", default=10.0): PositiveSeconds,
         vol.Optional("retry_s", default=1.0): PositiveSeconds,
-        vol.Optional("reconnect_min_s", default=1): vol.All(vol.Coerce(int), vol.Range(min=1)),
-        vol.Optional("reconnect_max_s", default=60): vol.All(vol.Coerce(int), vol.Range(min=1)),
-        vol.Optional("rediscovery_delay_s", default=5.0): Seconds,
+        vol.Optional("reconnect_min_s", default=1): cv.Whole(1),
+        vol.Optional("reconnect_max_s", default=60): cv.Whole(1),
+        vol.Optional("rediscovery_delay_s", default=5.0): cv.Seconds(),
         vol.Optional("state_interval_s", default=60.0): PositiveSeconds,
         vol.Optional("origin_url", default=DEFAULT_ORIGIN_URL): vol.All(str, vol.Length(min=1)),
     },

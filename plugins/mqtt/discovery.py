@@ -67,7 +67,6 @@ def _entity(
 
 def bridge_device(ctx: Context) -> tuple[str, dict[str, Any]]:
     owner = ctx.ident("bridge")
-    state = ctx.topics.bridge_state
     device = {
         "identifiers": [owner],
         "name": f"SophonFog bridge {ctx.bridge_id}",
@@ -75,7 +74,12 @@ def bridge_device(ctx: Context) -> tuple[str, dict[str, Any]]:
         "model": "sophonfog-bridge",
         "sw_version": ctx.version,
     }
-    components = {
+    return owner, ctx.envelope(device, _bridge_entities(ctx, owner))
+
+
+def _bridge_entities(ctx: Context, owner: str) -> dict[str, Any]:
+    state = ctx.topics.bridge_state
+    return {
         "connectivity": _entity(
             ctx,
             "binary_sensor",
@@ -115,12 +119,18 @@ def bridge_device(ctx: Context) -> tuple[str, dict[str, Any]]:
             json_attributes_topic=state,
         ),
     }
-    return owner, ctx.envelope(device, components)
 
 
 def box_device(ctx: Context, box_slug: str, box: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     owner = ctx.ident("box", box_slug)
-    topic = ctx.topics.box(box_slug)
+    components = _box_health_entities(ctx, owner, box_slug, box)
+    if box.get("link"):
+        # Only boxes the bridge holds a websocket to (V5/V6); V2 boxes push over HTTP.
+        components["link"] = _box_link_entity(ctx, owner, box_slug)
+    return owner, ctx.envelope(_box_identity(ctx, owner, box), components)
+
+
+def _box_identity(ctx: Context, owner: str, box: dict[str, Any]) -> dict[str, Any]:
     device: dict[str, Any] = {
         "identifiers": [owner],
         "name": box.get("name") or f"SophonFog box {box['box']}",
@@ -133,6 +143,14 @@ def box_device(ctx: Context, box_slug: str, box: dict[str, Any]) -> tuple[str, d
         device["serial_number"] = box["box"]
     if box.get("sw_version"):
         device["sw_version"] = box["sw_version"]
+    return device
+
+
+def _box_health_entities(
+    ctx: Context, owner: str, box_slug: str, box: dict[str, Any]
+) -> dict[str, Any]:
+    """`online`, and a sensor for each health figure the box reports (a few always)."""
+    topic = ctx.topics.box(box_slug)
 
     def metric(key: str, name: str, **options: Any) -> dict[str, Any]:
         return _entity(
@@ -166,22 +184,23 @@ def box_device(ctx: Context, box_slug: str, box: dict[str, Any]) -> tuple[str, d
     for key, (name, options) in BOX_SENSORS.items():
         if key in ALWAYS_ANNOUNCED or key in reported:
             components[key] = metric(key, name, **options)
-    if box.get("link"):
-        # Only boxes the bridge holds a websocket to (V5/V6); V2 boxes push over HTTP.
-        link = ctx.topics.box_link(box_slug)
-        components["link"] = _entity(
-            ctx,
-            "binary_sensor",
-            owner,
-            "link",
-            "Event link",
-            state_topic=link,
-            value_template="{{ 'ON' if value_json.connected else 'OFF' }}",
-            device_class="connectivity",
-            entity_category="diagnostic",
-            json_attributes_topic=link,
-        )
-    return owner, ctx.envelope(device, components)
+    return components
+
+
+def _box_link_entity(ctx: Context, owner: str, box_slug: str) -> dict[str, Any]:
+    link = ctx.topics.box_link(box_slug)
+    return _entity(
+        ctx,
+        "binary_sensor",
+        owner,
+        "link",
+        "Event link",
+        state_topic=link,
+        value_template="{{ 'ON' if value_json.connected else 'OFF' }}",
+        device_class="connectivity",
+        entity_category="diagnostic",
+        json_attributes_topic=link,
+    )
 
 
 _GB = {"unit_of_measurement": "GB", "device_class": "data_size", "icon": "mdi:harddisk"}
@@ -211,9 +230,19 @@ def capture_device(
     doors: list[str],
 ) -> tuple[str, dict[str, Any]]:
     owner = ctx.ident("dev", dev_slug)
-    topics = ctx.topics
-    event_topic = topics.device(dev_slug, "event")
-    last_topic = topics.device(dev_slug, "last")
+    event_topic = ctx.topics.device(dev_slug, "event")
+    components = {
+        **_face_entities(ctx, owner, dev_slug),
+        **_alert_entities(ctx, owner, event_topic),
+        **_person_triggers(event_topic),
+        **_door_buttons(ctx, owner, dev_slug, doors),
+    }
+    return owner, ctx.envelope(_capture_identity(ctx, owner, info, box_slug), components)
+
+
+def _capture_identity(
+    ctx: Context, owner: str, info: dict[str, Any], box_slug: str | None
+) -> dict[str, Any]:
     device: dict[str, Any] = {
         "identifiers": [owner],
         "name": info.get("name") or info["device"],
@@ -223,7 +252,15 @@ def capture_device(
     }
     if info.get("location"):
         device["suggested_area"] = info["location"]
-    components: dict[str, Any] = {
+    return device
+
+
+def _face_entities(ctx: Context, owner: str, dev_slug: str) -> dict[str, Any]:
+    """What a capture device shows of the faces it sees: the event, the photo, who it was."""
+    topics = ctx.topics
+    event_topic = topics.device(dev_slug, "event")
+    last_topic = topics.device(dev_slug, "last")
+    return {
         "face": _entity(
             ctx,
             "event",
@@ -254,6 +291,12 @@ def capture_device(
             json_attributes_topic=last_topic,
             icon="mdi:account-clock",
         ),
+    }
+
+
+def _alert_entities(ctx: Context, owner: str, event_topic: str) -> dict[str, Any]:
+    """Binary sensors that an event turns on and that go off by themselves (`off_delay`)."""
+    return {
         "person_detected": _entity(
             ctx,
             "binary_sensor",
@@ -278,8 +321,12 @@ def capture_device(
             off_delay=ctx.off_delay_s,
         ),
     }
-    for person_type in PERSON_TYPES:
-        components[f"seen_{person_type}"] = {
+
+
+def _person_triggers(event_topic: str) -> dict[str, Any]:
+    """One device trigger per person type, for automations built in HA's device page."""
+    return {
+        f"seen_{person_type}": {
             "platform": "device_automation",
             "automation_type": "trigger",
             "topic": event_topic,
@@ -288,20 +335,26 @@ def capture_device(
             "payload": person_type,
             "value_template": "{{ value_json.event_type }}",
         }
+        for person_type in PERSON_TYPES
+    }
+
+
+def _door_buttons(ctx: Context, owner: str, dev_slug: str, doors: list[str]) -> dict[str, Any]:
+    buttons = {}
     for door in doors:
         key = f"open_{entity_slug(door)}"
-        components[key] = _entity(
+        buttons[key] = _entity(
             ctx,
             "button",
             owner,
             key,
             "Open door" if len(doors) == 1 else f"Open {door}",
-            command_topic=topics.device(dev_slug, "open_door"),
+            command_topic=ctx.topics.device(dev_slug, "open_door"),
             payload_press=door,
             retain=False,
             icon="mdi:door-open",
         )
-    return owner, ctx.envelope(device, components)
+    return buttons
 
 
 def person_device(

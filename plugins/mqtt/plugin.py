@@ -29,6 +29,7 @@ from sophonfog_bridge import (
     Event,
     EventKind,
     RetryLater,
+    device_record,
     hookimpl,
 )
 
@@ -100,7 +101,7 @@ class MqttPlugin:
     @hookimpl
     def handle_event(self, event: Event) -> None:
         with self._publishing():
-            self.known.ensure_device(_event_device(event))
+            self.known.ensure_device(device_record(event))
             if event.completes:
                 self._publish_completion(event)
                 return
@@ -322,14 +323,3 @@ class MqttPlugin:
         spool = os.path.abspath(self.bridge.config["spool"]["path"])
         digest = hashlib.sha1(spool.encode("utf-8")).hexdigest()[:8]
         return f"sophonfog-bridge-{self.bridge.bridge_id}-{digest}"
-
-
-def _event_device(event: Event) -> dict[str, Any]:
-    return {
-        "device": event.device,
-        "ep_id": event.ep_id,
-        "device_ip": event.device_ip,
-        "device_type": event.device_type.value,
-        "box": event.box,
-        "name": event.device_name,
-    }

@@ -2,34 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import voluptuous as vol
 
-from sophonfog_bridge import PersonType
+from sophonfog_bridge import cv
 
-PERSON_TYPES = [p.value for p in PersonType]
-
-
-def PersonTypeName(value: Any) -> str:
-    name = str(value).strip().lower()
-    if name not in PERSON_TYPES:
-        raise vol.Invalid(f"unknown person type {value!r}; use one of {', '.join(PERSON_TYPES)}")
-    return name
-
-
-def NonBlank(value: Any) -> str:
-    text = str(value).strip()
-    if not text:
-        raise vol.Invalid("must not be empty")
-    return text
-
-
-NonNegative = vol.All(vol.Coerce(float), vol.Range(min=0))
+NonNegative = cv.Number(0)
 
 CONFIG_SCHEMA = vol.Schema(
     {
-        vol.Optional("path", default="snapshots"): vol.All(str, NonBlank),
+        vol.Optional("path", default="snapshots"): vol.All(str, cv.NonBlank),
         vol.Optional("save_registered", default=False): bool,
         vol.Optional("save_face", default=False): bool,
         vol.Optional("save_ir", default=False): bool,
@@ -47,18 +28,14 @@ CONFIG_SCHEMA = vol.Schema(
             vol.Coerce(int), vol.Any(0, vol.Range(min=16, max=4096))
         ),
         # Empty means every person type / every device.
-        vol.Optional("person_types", default=list): [PersonTypeName],
-        vol.Optional("devices", default=list): [vol.All(str, NonBlank)],
+        vol.Optional("person_types", default=list): [cv.PersonTypeName],
+        vol.Optional("devices", default=list): [vol.All(str, cv.NonBlank)],
         # 0 keeps photos forever (by age) / without a size bound.
         vol.Optional("retention_days", default=30): NonNegative,
         vol.Optional("max_total_mb", default=1024): NonNegative,
-        vol.Optional("cleanup_interval_s", default=600): vol.All(
-            vol.Coerce(float), vol.Range(min=0.2)
-        ),
+        vol.Optional("cleanup_interval_s", default=600): cv.Seconds(0.2),
         # Decoded size above which an image is treated as a decompression bomb.
-        vol.Optional("max_megapixels", default=40): vol.All(
-            vol.Coerce(float), vol.Range(min=0.01, max=500)
-        ),
+        vol.Optional("max_megapixels", default=40): cv.Number(0.01, 500),
         # A TTF/OTF/TTC file for captions; empty finds a CJK font on the system.
         vol.Optional("font", default=""): str,
     },

@@ -13,7 +13,7 @@ from typing import Any
 import bottle
 import voluptuous as vol
 
-from sophonfog_bridge import BoxLink, BoxStatus, DoorDecision, Event, hookimpl
+from sophonfog_bridge import BoxLink, BoxStatus, DoorDecision, Event, cv, hookimpl
 
 from .board import Board
 from .page import render_page
@@ -21,13 +21,9 @@ from .thumbs import cached_thumbnail
 
 CONFIG_SCHEMA = vol.Schema(
     {
-        vol.Optional("max_events", default=30): vol.All(vol.Coerce(int), vol.Range(min=1, max=500)),
-        vol.Optional("thumbnail_px", default=160): vol.All(
-            vol.Coerce(int), vol.Range(min=16, max=1024)
-        ),
-        vol.Optional("refresh_s", default=3.0): vol.All(
-            vol.Coerce(float), vol.Range(min=0.5, max=3600)
-        ),
+        vol.Optional("max_events", default=30): cv.Whole(1, 500),
+        vol.Optional("thumbnail_px", default=160): cv.Whole(16, 1024),
+        vol.Optional("refresh_s", default=3.0): cv.Seconds(0.5, 3600),
     }
 )
 

@@ -113,54 +113,11 @@ class Board:
         with self._lock:
             statuses = dict(self._boxes)
             links = dict(self._links)
-        boxes: dict[str, dict[str, Any]] = {}
-        for status in statuses.values():
-            boxes[status.box] = {
-                "box": status.box,
-                "name": status.name,
-                "ip": status.ip,
-                "online": status.online,
-                "cpu_usage": status.cpu_usage,
-                "tpu_usage": status.tpu_usage,
-                "memory_usage": status.memory_usage,
-                "disk_free_gb": status.disk_free_gb,
-                "temperature": status.temperature,
-                "board_temperature": status.board_temperature,
-                "uptime_s": status.uptime_s,
-                "seen_at": status.received_at.isoformat(),
-                "devices": {
-                    sub.ep_id: {
-                        "device": sub.ep_id,
-                        "name": sub.name,
-                        "ip": sub.ip,
-                        "device_type": sub.device_type.value,
-                        "location": sub.location,
-                        "online": sub.online,
-                    }
-                    for sub in status.sub_devices
-                },
-            }
+        boxes = {status.box: _heartbeat_box(status) for status in statuses.values()}
         for known in known_devices:
-            key = known.get("box") or "(no box)"
-            box = boxes.setdefault(
-                key,
-                {"box": key, "name": "", "ip": None, "online": None, "devices": {}},
-            )
-            device = known.get("device") or "unknown"
-            current = box["devices"].get(device)
-            if current is None:
-                box["devices"][device] = {
-                    "device": device,
-                    "name": known.get("name", ""),
-                    "ip": known.get("device_ip"),
-                    "device_type": known.get("device_type", "unknown"),
-                    "location": known.get("location", ""),
-                    "online": None,
-                }
+            _add_known_device(boxes, known)
         for name, link in links.items():
-            box = boxes.setdefault(
-                name, {"box": name, "name": "", "ip": None, "online": None, "devices": {}}
-            )
+            box = boxes.setdefault(name, _unheard_box(name))
             box["link"] = {
                 "connected": link.connected,
                 "since": link.since.isoformat(),
@@ -173,6 +130,55 @@ class Board:
             {**box, "devices": sorted(box["devices"].values(), key=lambda d: d["device"])}
             for _, box in sorted(boxes.items())
         ]
+
+
+def _unheard_box(name: str) -> dict[str, Any]:
+    """A box known only by name so far: no heartbeat has said whether it is online."""
+    return {"box": name, "name": "", "ip": None, "online": None, "devices": {}}
+
+
+def _heartbeat_box(status: BoxStatus) -> dict[str, Any]:
+    return {
+        "box": status.box,
+        "name": status.name,
+        "ip": status.ip,
+        "online": status.online,
+        "cpu_usage": status.cpu_usage,
+        "tpu_usage": status.tpu_usage,
+        "memory_usage": status.memory_usage,
+        "disk_free_gb": status.disk_free_gb,
+        "temperature": status.temperature,
+        "board_temperature": status.board_temperature,
+        "uptime_s": status.uptime_s,
+        "seen_at": status.received_at.isoformat(),
+        "devices": {
+            sub.ep_id: {
+                "device": sub.ep_id,
+                "name": sub.name,
+                "ip": sub.ip,
+                "device_type": sub.device_type.value,
+                "location": sub.location,
+                "online": sub.online,
+            }
+            for sub in status.sub_devices
+        },
+    }
+
+
+def _add_known_device(boxes: dict[str, dict[str, Any]], known: dict[str, Any]) -> None:
+    """A device the bridge remembers, under its box, unless a heartbeat already named it."""
+    key = known.get("box") or "(no box)"
+    box = boxes.setdefault(key, _unheard_box(key))
+    device = known.get("device") or "unknown"
+    if device not in box["devices"]:
+        box["devices"][device] = {
+            "device": device,
+            "name": known.get("name", ""),
+            "ip": known.get("device_ip"),
+            "device_type": known.get("device_type", "unknown"),
+            "location": known.get("location", ""),
+            "online": None,
+        }
 
 
 def _decision(decision: DoorDecision) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import voluptuous as vol
 
-from sophonfog_bridge import DecisionResult, PersonType
+from sophonfog_bridge import DecisionResult, PersonType, cv
 
 DEV_LOG = "/dev/log"
 FALLBACK_ADDRESS = "udp://127.0.0.1:514"
@@ -140,7 +140,7 @@ CONFIG_SCHEMA = vol.Schema(
         vol.Optional("severities", default=dict): SEVERITY_SCHEMA,
         vol.Optional("app_name", default="sophonfog-bridge"): AppName,
         vol.Optional("sd_id", default="sophonfog@32473"): SdId,
-        vol.Optional("timeout_s", default=3.0): vol.All(vol.Coerce(float), vol.Range(min=0.1)),
+        vol.Optional("timeout_s", default=3.0): cv.Seconds(0.1),
     },
     extra=vol.PREVENT_EXTRA,
 )

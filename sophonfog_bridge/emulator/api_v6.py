@@ -10,17 +10,12 @@ from .http import BadRequest, Reply, Request, Route
 from .images import blank_jpeg
 from .replies import v6_body, v6_error
 from .state import BoxState
+from .system import v6_login
 
 PREFIX = "/sophon/v2/face"
 
 
 def routes(state: BoxState) -> list[Route]:
-    def login(request: Request) -> Reply:
-        body = v6_body(request)
-        if (body.get("username"), body.get("password")) != (state.username, state.password):
-            return v6_error("PASSWORD_ERROR", "wrong username or password", 401)
-        return Reply.json({"result": True})
-
     def devices(request: Request) -> Reply:
         body = v6_body(request)
         if state.devices_initialising:
@@ -32,7 +27,7 @@ def routes(state: BoxState) -> list[Route]:
         return Reply.json({"devices": [v6_device(d) for d in listed]})
 
     return [
-        ("POST", f"{PREFIX}/login", login),
+        ("POST", f"{PREFIX}/login", v6_login(state)),
         ("POST", f"{PREFIX}/getmediadevices", devices),
         *config_routes(state),
         *event_routes(state),

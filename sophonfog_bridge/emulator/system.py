@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .http import Reply, Request, Route
+from .http import Handler, Reply, Request, Route
 from .replies import v5_body, v5_error, v6_body, v6_error
 from .settings import split_urls
 from .state import BoxState
@@ -12,14 +12,30 @@ def routes(state: BoxState) -> list[Route]:
     return v6_routes(state) if state.firmware == "v6" else v5_routes(state)
 
 
-def v6_routes(state: BoxState) -> list[Route]:
-    settings = state.settings
+def v6_login(state: BoxState) -> Handler:
+    """The V6 login, on the system port and on the face API's port alike."""
 
     def login(request: Request) -> Reply:
         body = v6_body(request)
         if (body.get("username"), body.get("password")) != (state.username, state.password):
             return v6_error("PASSWORD_ERROR", "wrong username or password", 401)
         return Reply.json({"result": True})
+
+    return login
+
+
+def v5_login(state: BoxState) -> Handler:
+    def login(request: Request) -> Reply:
+        body = v5_body(request)
+        if (body.get("username"), body.get("password")) != (state.username, state.password):
+            return v5_error("wrong username or password", 401)
+        return Reply.json({"data": {"success": True}})
+
+    return login
+
+
+def v6_routes(state: BoxState) -> list[Route]:
+    settings = state.settings
 
     def set_monitor(request: Request) -> Reply:
         body = v6_body(request)
@@ -56,7 +72,7 @@ def v6_routes(state: BoxState) -> list[Route]:
         )
 
     return [
-        ("POST", "/sophon/v2/system/login", login),
+        ("POST", "/sophon/v2/system/login", v6_login(state)),
         ("POST", "/sophon/v2/system/setsystemmonitorconfig", set_monitor),
         ("POST", "/sophon/v2/system/getsystemmonitorconfig", get_monitor),
     ]
@@ -64,12 +80,6 @@ def v6_routes(state: BoxState) -> list[Route]:
 
 def v5_routes(state: BoxState) -> list[Route]:
     settings = state.settings
-
-    def login(request: Request) -> Reply:
-        body = v5_body(request)
-        if (body.get("username"), body.get("password")) != (state.username, state.password):
-            return v5_error("wrong username or password", 401)
-        return Reply.json({"data": {"success": True}})
 
     def set_monitor(request: Request) -> Reply:
         body = v5_body(request)
@@ -96,8 +106,8 @@ def v5_routes(state: BoxState) -> list[Route]:
 
     # The docs name both paths for the V5 login (5.10 page vs system-management page).
     return [
-        ("POST", "/SophonSystem/api/login", login),
-        ("POST", "/SophonConfig/api/login", login),
+        ("POST", "/SophonSystem/api/login", v5_login(state)),
+        ("POST", "/SophonConfig/api/login", v5_login(state)),
         ("POST", "/SophonSystem/api/monitor", set_monitor),
         ("GET", "/SophonSystem/api/monitor", get_monitor),
     ]

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -25,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..boxapi import BoxApiError, login, probe_firmware
+from ..files import atomic_write
 from ..wire import WireError, parse_event
 from .boxquery import Found, QueryClient, pages, query_client
 
@@ -92,17 +91,10 @@ class Mark:
                 return
             data = {"newest_ms": self.newest_ms, "owed_from_ms": self.owed_from_ms}
             self.dirty = False
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".", suffix=".tmp")
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(data, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
+            atomic_write(self.path, json.dumps(data), fsync=True)
         except OSError:
             self.dirty = True
-            Path(tmp).unlink(missing_ok=True)
             raise
 
 

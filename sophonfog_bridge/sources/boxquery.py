@@ -26,7 +26,7 @@ from typing import Any
 
 from PIL import Image
 
-from ..boxapi import BoxApiError, call
+from ..boxapi import BoxAnswer, BoxApiError, call
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +134,15 @@ def usable_image(data: bytes) -> bool:
     return high - low > 8
 
 
+def _page_of(answer: BoxAnswer, key: str, what: str) -> Page:
+    """The records under `key` of a query's answer, and the total the box says it holds."""
+    records = answer.body.get(key) if isinstance(answer.body, dict) else None
+    if not answer.ok or not isinstance(records, list):
+        raise BoxApiError(f"{what}: {answer.error() or answer.text()[:200]}")
+    total = (answer.body.get("pagination") or {}).get("total_count", len(records))
+    return Page([e for e in records if isinstance(e, dict)], int(total or 0))
+
+
 def _within(page: Page, gte_ms: int, lte_ms: int) -> Page:
     kept = [r for r in page.records if gte_ms <= (to_ms(r.get("timestamp")) or 0) <= lte_ms]
     return Page(kept, page.total)
@@ -153,11 +162,7 @@ class V6Query(QueryClient):
             filters["media_device_ids"] = self.devices
         body = {"filters": filters, "page_limit": self.page_size, "page_index": index}
         answer = call("POST", self.base + self.path + "/getevents", body, self.timeout)
-        events = answer.body.get("events") if isinstance(answer.body, dict) else None
-        if not answer.ok or not isinstance(events, list):
-            raise BoxApiError(f"getevents: {answer.error() or answer.text()[:200]}")
-        total = (answer.body.get("pagination") or {}).get("total_count", len(events))
-        return Page([e for e in events if isinstance(e, dict)], int(total or 0))
+        return _page_of(answer, "events", "getevents")
 
     def payload(self, record: dict[str, Any]) -> Found | None:
         millis = to_ms(record.get("timestamp"))
@@ -196,12 +201,7 @@ class V5Query(QueryClient):
         ]
         params += [("streams", d) for d in self.devices]
         url = f"{self.base}/SophonFace/api/events?{urllib.parse.urlencode(params)}"
-        answer = call("GET", url, None, self.timeout)
-        data = answer.body.get("data") if isinstance(answer.body, dict) else None
-        if not answer.ok or not isinstance(data, list):
-            raise BoxApiError(f"events: {answer.error() or answer.text()[:200]}")
-        total = (answer.body.get("pagination") or {}).get("total_count", len(data))
-        return Page([e for e in data if isinstance(e, dict)], int(total or 0))
+        return _page_of(call("GET", url, None, self.timeout), "data", "events")
 
     def payload(self, record: dict[str, Any]) -> Found | None:
         millis = to_ms(record.get("timestamp"))
