@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from .dedup import Admission, Verdict
 from .event import IMAGE_FIELDS, EventKind
-from .wire import parse_event, parse_status
+from .wire import BOX_IDS, parse_event, parse_status
 
 if TYPE_CHECKING:
     from .bridge import Bridge
-    from .event import Event
+    from .event import BoxStatus, Event
 
 log = logging.getLogger(__name__)
 
@@ -120,14 +120,30 @@ class AcceptPath:
             ep_id_for_ip=self.bridge.devices.ep_id_for_ip,
             decode_images=False,
         )
-        return _with_source(event, transport, context)
+        return self._named_box(_with_source(event, transport, context))
 
     def status(self, payload: Mapping[str, Any], *, transport: str = "http") -> Outcome:
         """Accept one box heartbeat. Raises WireError naming a bad field, SpoolFull."""
-        status = parse_status(payload)
+        status = self._named_box_status(parse_status(payload))
         self.bridge.record(status)
         self.bridge.devices.observe_status(status)
         return Outcome()
+
+    def _named_box(self, event: Event) -> Event:
+        """The configured name of the event's box, if the box is one under `boxes:`."""
+        name = self.bridge.box_names.name_for([event.box], [event.device])
+        return dataclasses.replace(event, box=name) if name and name != event.box else event
+
+    def _named_box_status(self, status: BoxStatus) -> BoxStatus:
+        """A push names its box by serial, licence or reporter id: any of them, or a capture
+        device the box listed, gives the configured name; the push's other ids are learned."""
+        names = self.bridge.box_names
+        ids = [status.box, *(v for k in BOX_IDS if isinstance(v := status.raw.get(k), str))]
+        name = names.name_for(ids, [sub.ep_id for sub in status.sub_devices])
+        if not name:
+            return status
+        names.learn(name, ids)
+        return dataclasses.replace(status, box=name) if name != status.box else status
 
 
 def photos_of(event: Event) -> frozenset[str]:

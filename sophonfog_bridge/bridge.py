@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .boxnames import BoxNames
 from .config import ConfigError, validate_core, validate_plugin
 from .dedup import RecentIds
 from .devices import KnownDevices
@@ -57,6 +58,10 @@ class Bridge:
             max_age_s=spool_cfg["max_age_h"] * 3600,
         )
         self.devices = KnownDevices(self.data_dir / "devices.json")
+        self.box_names = BoxNames(box["name"] for box in self.config["boxes"])
+        for known in self.devices.all():
+            # The capture devices a box listed before a restart still name it at once.
+            self.box_names.learn(known.get("box") or "", devices=[known.get("device") or ""])
         self.recent_ids = RecentIds(spool_cfg["dedup_window_s"], spool_cfg["dedup_max"])
         self._rebuild_recent_ids()
         self.decision_ids = RecentIds(float("inf"), DECISION_IDS_MAX)

@@ -578,11 +578,16 @@ def _capture_device(
     """`device`, `ep_id`, `device_ip` and `box`: each filled from the others where missing."""
     ep_id = flat.get("ep_id") or None
     device_ip = flat.get("device_ip") or None
-    if not ep_id and device_ip and ep_id_for_ip is not None:
+    device_id = flat.get("device_id") or None
+    # Channels of one recorder share an IP: a camera the box names by id is never
+    # given the ep_id learned for its IP (that may be another channel's).
+    if not ep_id and not device_id and device_ip and ep_id_for_ip is not None:
         ep_id = ep_id_for_ip(device_ip)
     if ep_id and "__" in ep_id and not device_ip:
         device_ip = ep_id.split("__", 1)[1] or None
-    device = ep_id or flat.get("device_id") or device_ip
+    # The id first: a V5 live record names its camera by `device_id` only, its upload by
+    # `ep_info.ep_id` and `ep_info.device_id`; both must be one device.
+    device = device_id or ep_id or device_ip
     if not device:
         device = "unknown"
         warnings.append("no capture device id in the event")

@@ -156,6 +156,43 @@ def test_live_events_reach_mqtt_and_discovery_like_http_events(
     tap.close()
 
 
+def test_a_door_on_a_v6_gate_that_can_never_match_is_warned_about(boxes, bridge_factory, tmp_path):
+    """A V6 gate lists as "photo" and its records carry no type: its events are `unknown`,
+    which the default device_types refuse. The door stays shut (never widened silently),
+    and the log says once why, and what to change."""
+    box = mapped_box("v6", boxes)
+    relay = RelayServer()
+    try:
+        door = {
+            "name": "front",
+            "devices": [box.devices[0].id],
+            "backend": {"type": "http", "preset": "shelly_gen1", "host": relay.host},
+        }
+        ok = {**door, "name": "back", "devices": ["192.168.1.102"], "device_types": ["unknown"]}
+        cfg = bridge_config(
+            tmp_path, [box_entry(box)], door_relay={"enabled": True, "doors": [door, ok]}
+        )
+        bridge = bridge_factory(cfg, RECORDER)
+        wait_for(lambda: connected(bridge), what="box connected")
+        warning = (
+            f"door front: device {box.devices[0].id} of box lobby sends "
+            "events of device_type unknown, which device_types [gate, access_control] "
+            "never allows"
+        )
+        wait_for(lambda: warning in bridge.logs(), what="the warning")
+        box.emit("employee", device=0)
+        wait_for(lambda: recorded(tmp_path, "door_decision"), what="the door decision")
+        assert [d["rule"] for d in recorded(tmp_path, "door_decision")] == ["device_type"]
+        box.drop_connections()
+        wait_for(lambda: bridge.health()["boxes"]["lobby"]["reconnects"] >= 1, what="reconnect")
+        wait_for(lambda: connected(bridge), what="box connected again")
+        assert bridge.logs().count(warning) == 1
+        assert f"door back: device {box.devices[1].id}" not in bridge.logs()
+        assert relay.seen() == []
+    finally:
+        relay.close()
+
+
 @pytest.mark.parametrize("how", ["close_frame", "abrupt", "restart"])
 def test_reconnects_and_subscribes_again_within_10s(how, boxes, bridge_factory, tmp_path):
     box = boxes("v6", devices=1)

@@ -203,6 +203,32 @@ def test_a_completion_survives_a_restart(bridge_factory, tmp_path, mosquitto, re
     assert len(relay.seen()) == 1
 
 
+def test_after_a_restart_the_completion_and_the_box_health_still_reach_mqtt(
+    bridge_factory, tmp_path, mosquitto, relay
+):
+    """The mqtt plugin's memory (the newest event per device, each box's health) outlives a
+    restart: the scene of an upload after it goes out, and a devices-only push keeps the
+    health the system push gave before it."""
+    bridge, tap = start(bridge_factory, tmp_path, mosquitto, relay)
+    box = "AFVKV6"
+    assert bridge.post("/DeviceStatus", samples.system_payload("v6", box=box)).ok
+    ts = int(time.time() * 1000)
+    assert bridge.post(LIVE, live_v6("30004", ts)).ok
+    wait_for(bridge.drained, 10, what="the live copy delivered")
+    assert bridge.stop() == 0
+    bridge.start()
+    assert bridge.post(UPLOAD, upload_v6("30004", ts)).json().get("completes") is True
+    assert bridge.post("/DeviceStatus", samples.devices_payload("v6", box=box)).ok
+    wait_for(bridge.drained, 10, what="the completion delivered")
+    wait_for(lambda: tap.on(BASE + "/snapshot"), 10, what="the scene on the snapshot topic")
+    assert [m.payload for m in tap.on(BASE + "/snapshot")] == [SCENE]
+    state_topic = f"sophonfog/box/{slug(box)}/status"
+    wait_for(lambda: len(tap.on(state_topic)) == 2, 10, what="both box states")
+    state = json.loads(tap.on(state_topic)[-1].payload)
+    assert state["cpu_usage"] == 31.0 and state["uptime_s"] == 9600.0, "health blanked"
+    assert len(state["sub_devices"]) == 2
+
+
 BOX_SENSORS = {
     "cpu_usage": ("%", None),
     "tpu_usage": ("%", None),

@@ -276,6 +276,25 @@ def test_identity_never_comes_from_learned_devices():
     assert learned.event_id == before.event_id
 
 
+def test_a_camera_named_by_id_never_takes_an_ep_id_learned_for_its_ip():
+    """Channels of one recorder share an IP: the id the box sent names the camera."""
+    raw = {**payload("ws"), "media_device_id": "channel-2", "media_device_ip": "10.0.0.5"}
+    event = parse_event(raw, ep_id_for_ip=lambda ip: f"AKOPKKKKK__{ip}")
+    assert (event.device, event.ep_id, event.box) == ("channel-2", None, None)
+    assert event.device_ip == "10.0.0.5"
+
+
+def test_v5_live_record_and_its_upload_name_one_camera():
+    """The V5 live record names its camera by `device_id`, its upload by `ep_info.ep_id`
+    plus `ep_info.device_id`: both are the device id, so HA shows one capture device."""
+    ep_id = "0xe0a509261422__rtsp://192.168.1.100:8554/ch103"
+    live_raw, upload_raw = payload("platform", ep_id=ep_id), payload("v5history", ep_id=ep_id)
+    live, upload = parse_event(live_raw), parse_event(upload_raw)
+    assert live.device == upload.device == live_raw["device_id"]
+    assert upload.ep_id == ep_id  # kept, but not the device
+    assert live.event_id == upload.event_id
+
+
 def test_stable_event_id_for_resent_events():
     first, again = parse_event(payload("v2r2")), parse_event(payload("v2r2"))
     assert first.event_id == again.event_id
@@ -446,7 +465,8 @@ def test_v5_history_upload_lands_whole_in_the_model():
     raw = v5_upload()
     event = parse_event(raw, history=True)
     assert event.kind is EventKind.HISTORY and event.want_action == "0"
-    assert event.ep_id == "0xe0a509261422__192.168.1.100" and event.device == event.ep_id
+    assert event.ep_id == "0xe0a509261422__192.168.1.100"
+    assert event.device == raw["ep_info"]["device_id"]  # as the V5 live record names it
     assert (event.device_ip, event.device_name) == ("192.168.1.100", "Front door")
     assert event.box == "0xe0a509261422"
     assert event.person_type is PersonType.VISITOR

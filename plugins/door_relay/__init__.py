@@ -17,12 +17,13 @@ from typing import Any
 
 import voluptuous as vol
 
-from sophonfog_bridge import DecisionResult, DoorDecision, Event, hookimpl
+from sophonfog_bridge import BoxLink, DecisionResult, DoorDecision, Event, hookimpl
 
 from . import rules
 from .backends import build
 from .doors import Claim, Door, Job
 from .journal import Journal
+from .listed import never_opens
 from .pulse import Pulse
 from .schema import CONFIG_SCHEMA, warnings_for
 
@@ -39,6 +40,7 @@ class DoorRelayPlugin:
         self.doors: dict[str, Door] = {}
         self.by_device: dict[str, list[Door]] = {}
         self.journal: Journal | None = None
+        self._warned: set[tuple[str, str]] = set()  # (door, device) told never to open
 
     @hookimpl
     def config_schema(self) -> vol.Schema:
@@ -163,6 +165,14 @@ class DoorRelayPlugin:
         if claim is None:
             return None, rules.Verdict(DecisionResult.DENY, "cooldown", why)
         return claim, None
+
+    @hookimpl
+    def handle_box_link(self, link: BoxLink) -> None:
+        """A V6 box listed its devices: say so if a door can never open for one it maps."""
+        if link.connected:
+            doors = [door.cfg for door in self.doors.values()]
+            for warning in never_opens(doors, link, self._warned):
+                log.warning(warning)
 
     @hookimpl
     def remote_doors(self) -> list[dict[str, Any]]:

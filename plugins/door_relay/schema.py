@@ -267,9 +267,16 @@ def warnings_for(door: dict[str, Any]) -> list[str]:
     out = []
     if door["min_score"] < 0.6:
         out.append(f"min_score {door['min_score']} is low: look-alikes may open the door")
-    weak = [t for t in door["device_types"] if t not in DEFAULT_DEVICE_TYPES]
+    weak = [t for t in door["device_types"] if t not in (*DEFAULT_DEVICE_TYPES, "unknown")]
     if weak:
         out.append(f"device_types also allows {', '.join(weak)}: not an access point")
+    if "unknown" in door["device_types"]:
+        # Needed for a V6 gate (its events carry no type), and then fine: but it must
+        # be a choice the user sees, not a surprise.
+        out.append(
+            "device_types allows unknown: every mapped device whose box does not say its "
+            "type (any V6 device, gate or camera) opens this door; map only gates in devices"
+        )
     if door["max_age_s"] > 30:
         out.append(f"max_age_s {door['max_age_s']} s: a late event may open for someone gone")
     if PersonType.VISITOR.value in door["person_types"]:

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import voluptuous as vol
@@ -38,6 +39,7 @@ from .announcer import Announcer
 from .client import Message, MqttConnection, NotConnected
 from .commands import DoorCommands
 from .config import CONFIG_SCHEMA, default_base_topic
+from .memory import Memory
 from .topics import Topics, slug, valid_publish_topic
 
 log = logging.getLogger(__name__)
@@ -54,11 +56,11 @@ class MqttPlugin:
         self._jobs: queue.Queue[str] = queue.Queue()
         self._last_state = 0.0
         self._state_due: float | None = None
-        # Per device, the newest live event published: a completion's photos go out only
-        # for it, so a late one never replaces the photo of a newer event.
-        self._latest: dict[str, str] = {}
-        # Per box, the last status: a push of its devices keeps the health another said.
-        self._boxes: dict[str, BoxStatus] = {}
+        # Per device, the newest live event published (a completion's photos go out only
+        # for it, so a late one never replaces the photo of a newer event), and per box the
+        # last status (a push of its devices keeps the health another said); both outlive
+        # a restart, in the plugin's own state file.
+        self._memory = Memory(Path(os.devnull))
 
     # ---- hooks -------------------------------------------------------------------------
 
@@ -82,6 +84,8 @@ class MqttPlugin:
             off_delay_s=config["off_delay_s"],
             presence_off_delay_s=config["presence_off_delay_s"],
         )
+        self._memory = Memory(bridge.state_dir("mqtt") / "memory.json")
+        self._memory.load()
         self.known = Announcer(bridge, config, self.topics, ctx)
         self.commands = DoorCommands(bridge, self.known.device_for_slug, lambda: self.known.doors)
         self.conn = MqttConnection(
@@ -118,7 +122,7 @@ class MqttPlugin:
 
     @hookimpl
     def handle_box_status(self, status: BoxStatus) -> None:
-        status = status.merged_onto(self._boxes.get(status.box))
+        status = status.merged_onto(self._memory.boxes.get(status.box))
         with self._publishing():
             metrics = set(self.known.boxes.get(status.box, {}).get("metrics") or ())
             self.known.ensure_box(
@@ -141,7 +145,7 @@ class MqttPlugin:
                 )
             topic, message = self.topics.box(slug(status.box)), payloads.box_json(status)
             self.known.publish([(topic, message, True)], {topic: message})
-        self._boxes[status.box] = status
+        self._memory.note_box(status)
 
     @hookimpl
     def handle_box_link(self, link: BoxLink) -> None:
@@ -241,12 +245,12 @@ class MqttPlugin:
             messages.append((self.topics.person(person, "seen"), "ON", False))
         self.known.publish(messages, retained)
         self.known.events += 1
-        self._latest[event.device] = event.event_id
+        self._memory.note_event(event.device, event.event_id)
 
     def _publish_completion(self, event: Event) -> None:
         """The photos a later copy adds (a V6 upload's scene): on the image topics, as
         the live copy's would have been, and no HA event or history message."""
-        if self._latest.get(event.device) != event.event_id:
+        if self._memory.latest.get(event.device) != event.event_id:
             log.debug("mqtt: completion of %s is not its device's latest event", event.short_id)
             return
         dev_slug = self.known.device_slug(event.device)

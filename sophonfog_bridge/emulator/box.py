@@ -103,6 +103,17 @@ class EmulatedBox:
             server.stop()
         self._running = False
 
+    def stop_socket(self, abrupt: bool = False) -> None:
+        """Stop only the real-time websocket (clients get close code 1001, or with `abrupt`
+        no close frame); the HTTP APIs, history uploads and status pushes keep going."""
+        if abrupt:
+            self._live.drop()
+        self._live.stop()
+
+    def start_socket(self) -> None:
+        """Listen for websocket clients again, on the same port."""
+        self._live.start(self.host, self._ports["ws"])
+
     def restart(self, abrupt: bool = False) -> None:
         """Stop, then start again on the same ports (like a box rebooting)."""
         self.stop(abrupt)

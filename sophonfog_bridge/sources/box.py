@@ -170,6 +170,8 @@ class BoxClient:
             except BoxApiError as err:
                 raise Down(f"login failed: {err}") from None
         self._list_devices(firmware)
+        # Its uploads and status pushes name the box by these: one box, one HA device.
+        self.bridge.box_names.learn(self.name, self.api.box_ids(firmware))
         if not self.subscribed:
             raise Down(self._nothing_to_subscribe())
         try:
@@ -241,6 +243,7 @@ class BoxClient:
         self.subscribed = chosen(listed, self.cfg["devices"])
         self._by_id = {d.id: d for d in listed}
         self._by_ip = {d.ip: d for d in listed if d.ip}
+        self.bridge.box_names.learn(self.name, devices=[d.id for d in listed])
         self.bridge.devices.observe_listed(self.name, [self._sub_device(d) for d in listed])
 
     def _devices_changed(self, firmware: str) -> bool:

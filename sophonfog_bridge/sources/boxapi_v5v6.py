@@ -26,6 +26,16 @@ V6_DEVICES = "/sophon/v2/face/getmediadevices"
 V6_LOGIN = "/sophon/v2/face/login"
 V5_DEVICES = "/SophonDevice/api/Devices"
 V5_LOGIN = "/SophonSystem/api/login"
+# Where a box says the names it gives itself in its uploads and status pushes: its licence
+# (V6 `mq_license_key`, V5 `dev_sno`) and the system monitor's reporter id.
+V6_IDS = (
+    ("api", "/sophon/v2/face/getconfigs", {"config_name": "MQ_LICENSE_KEY"}, "MQ_LICENSE_KEY"),
+    ("system", "/sophon/v2/system/getsystemmonitorconfig", {}, "reporter_id"),
+)
+V5_IDS = (
+    ("api", "/SophonConfig/api/Configs/DEV_SNO", None, "DEV_SNO"),
+    ("system", "/SophonSystem/api/monitor", None, "dev_sno"),
+)
 
 
 class BoxApiError(Exception):
@@ -107,6 +117,22 @@ class BoxApi:
             if device is not None:
                 found.setdefault(device.id, device)
         return list(found.values())
+
+    def box_ids(self, firmware: str) -> list[str]:
+        """The ids the box names itself by in its pushes; those it does not answer are left out."""
+        found = []
+        for port, path, body, key in V6_IDS if firmware == "v6" else V5_IDS:
+            url = (self.api if port == "api" else self.system) + path
+            try:
+                answer = self._checked("POST" if body is not None else "GET", url, body).body
+            except BoxApiError:
+                continue
+            # V6 answers flat, V5 inside `data`.
+            data = answer.get("data", answer) if isinstance(answer, dict) else None
+            value = data.get(key) if isinstance(data, dict) else None
+            if isinstance(value, (str, int)) and not isinstance(value, bool) and _safe(value, 128):
+                found.append(_safe(value, 128))
+        return found
 
     # ---- HTTP ----------------------------------------------------------------------------
 
