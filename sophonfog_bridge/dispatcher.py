@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 import time
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -55,14 +56,25 @@ class RetryLater(Exception):
 class Delivery:
     """How this record reaches the plugin.
 
-    `live` is true only for a record accepted by this run of the bridge, on its first
-    attempt: a replay after a restart or a retry is never live. Doors open only on live.
+    `accepted_this_run` is true for a record this run of the bridge accepted, false for
+    one left in the spool by an earlier run (a replay after a restart); `attempt` counts
+    from 1. Doors act only on the first attempt of a record accepted by this run.
     """
 
     seq: int
     attempt: int
-    live: bool
+    accepted_this_run: bool
     plugin: str
+
+    @property
+    def live(self) -> bool:
+        """Deprecated: `accepted_this_run and attempt == 1`, which is all it ever meant."""
+        warnings.warn(
+            "Delivery.live is deprecated: use accepted_this_run and attempt",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.accepted_this_run and self.attempt == 1
 
 
 @dataclass
@@ -203,7 +215,7 @@ class Worker(threading.Thread):
             delivery = Delivery(
                 seq=record.seq,
                 attempt=attempt,
-                live=attempt == 1 and record.seq > self.spool.boot_seq,
+                accepted_this_run=record.seq > self.spool.boot_seq,
                 plugin=self.plugin,
             )
             kwargs = {

@@ -132,7 +132,7 @@ class DoorRelayPlugin:
             # History repeats events the real-time feed already decided: no decision noise.
             log.debug("door_relay: history event %s never opens a door", event.short_id)
             return
-        live = delivery.live and delivery.attempt == 1
+        live = delivery.accepted_this_run and delivery.attempt == 1
         now, mono = datetime.now(timezone.utc), time.monotonic()
         # A queued job needs the event's facts, not its photos: a burst behind a slow
         # relay would otherwise hold every image in memory.
