@@ -20,7 +20,7 @@ from .event import (
     PersonType,
     SubDevice,
 )
-from .hookspecs import hookimpl
+from .hookspecs import hookimpl, hookspec
 
 __all__ = [
     "BoxLink",
@@ -37,4 +37,5 @@ __all__ = [
     "SubDevice",
     "__version__",
     "hookimpl",
+    "hookspec",
 ]

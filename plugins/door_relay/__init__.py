@@ -19,7 +19,7 @@ import voluptuous as vol
 
 from sophonfog_bridge import DecisionResult, DoorDecision, Event, hookimpl
 
-from . import rules
+from . import hookspecs, rules
 from .backends import build
 from .doors import Claim, Door, Job
 from .journal import Journal
@@ -34,6 +34,8 @@ REMOTE_WAIT_S = 1.0
 class DoorRelayPlugin:
     # A person is waiting at the door: the dispatcher must not deprioritise this worker.
     realtime = True
+    # The hooks this plugin offers (remote opening, user backends): the host adds them on load.
+    hookspecs = hookspecs
 
     def __init__(self) -> None:
         self.doors: dict[str, Door] = {}
