@@ -84,7 +84,6 @@ class PluginStats:
     retries: int = 0
     state: str = "ok"
     last_error: str | None = None
-    last_error_at: float | None = None
     cursor: int = 0
 
 
@@ -269,7 +268,6 @@ class Worker(threading.Thread):
             log.warning("plugin %s: %s (%s)", self.plugin, message, _record_name(record))
         self.stats.state = state
         self.stats.last_error = message
-        self.stats.last_error_at = time.time()
 
 
 def _record_name(record: Record) -> str:
@@ -323,6 +321,3 @@ class Dispatcher:
                 log.warning(
                     "plugin %s still busy at shutdown; its record stays spooled", worker.plugin
                 )
-
-    def drained(self) -> bool:
-        return all(w.cursor.value >= self.spool.last_seq for w in self.workers.values())
