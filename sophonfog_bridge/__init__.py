@@ -21,7 +21,7 @@ from .event import (
     PersonType,
     SubDevice,
 )
-from .hookspecs import hookimpl
+from .hookspecs import hookimpl, hookspec
 
 __all__ = [
     "BoxLink",
@@ -39,4 +39,5 @@ __all__ = [
     "__version__",
     "device_record",
     "hookimpl",
+    "hookspec",
 ]

@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 import time
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -55,14 +56,25 @@ class RetryLater(Exception):
 class Delivery:
     """How this record reaches the plugin.
 
-    `live` is true only for a record accepted by this run of the bridge, on its first
-    attempt: a replay after a restart or a retry is never live. Doors open only on live.
+    `accepted_this_run` is true for a record this run of the bridge accepted, false for
+    one left in the spool by an earlier run (a replay after a restart); `attempt` counts
+    from 1. Doors act only on the first attempt of a record accepted by this run.
     """
 
     seq: int
     attempt: int
-    live: bool
+    accepted_this_run: bool
     plugin: str
+
+    @property
+    def live(self) -> bool:
+        """Deprecated: `accepted_this_run and attempt == 1`, which is all it ever meant."""
+        warnings.warn(
+            "Delivery.live is deprecated: use accepted_this_run and attempt",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.accepted_this_run and self.attempt == 1
 
 
 @dataclass
@@ -72,7 +84,6 @@ class PluginStats:
     retries: int = 0
     state: str = "ok"
     last_error: str | None = None
-    last_error_at: float | None = None
     cursor: int = 0
 
 
@@ -203,7 +214,7 @@ class Worker(threading.Thread):
             delivery = Delivery(
                 seq=record.seq,
                 attempt=attempt,
-                live=attempt == 1 and record.seq > self.spool.boot_seq,
+                accepted_this_run=record.seq > self.spool.boot_seq,
                 plugin=self.plugin,
             )
             kwargs = {
@@ -257,7 +268,6 @@ class Worker(threading.Thread):
             log.warning("plugin %s: %s (%s)", self.plugin, message, _record_name(record))
         self.stats.state = state
         self.stats.last_error = message
-        self.stats.last_error_at = time.time()
 
 
 def _record_name(record: Record) -> str:
@@ -311,6 +321,3 @@ class Dispatcher:
                 log.warning(
                     "plugin %s still busy at shutdown; its record stays spooled", worker.plugin
                 )
-
-    def drained(self) -> bool:
-        return all(w.cursor.value >= self.spool.last_seq for w in self.workers.values())

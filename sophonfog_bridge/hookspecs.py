@@ -1,7 +1,13 @@
-"""The hooks a sophonfog-bridge plugin can implement.
+"""The core's hooks: what the bridge calls on a sophonfog-bridge plugin.
 
 Every hook is called for each plugin on its own, so a plugin may implement any subset
-and may accept any subset of a hook's arguments.
+and may accept any subset of a hook's arguments. Hooks one plugin offers another (the
+mqtt plugin's `mqtt_publish`, door_relay's `open_door`) are declared by that plugin: a
+plugin's `hookspecs` attribute names a module or class of `@hookspec` functions, added
+when it loads (see docs/plugins.md).
+
+Beside the hooks, the bridge reads one plugin attribute: `realtime = True` says a person
+waits on the plugin (a door), so its worker is never deprioritised behind the receiver.
 """
 
 from __future__ import annotations
@@ -50,26 +56,6 @@ def register_routes(bridge):
 @hookspec
 def plugin_health(bridge):
     """Return a small JSON-safe dict describing this plugin's health (e.g. connected)."""
-
-
-@hookspec
-def remote_doors(bridge):
-    """Return doors that accept remote opening: dicts with `door` and `devices`."""
-
-
-@hookspec
-def open_door(door, source, bridge):
-    """Open `door` on a remote command from `source`; return a DoorDecision or None."""
-
-
-@hookspec
-def mqtt_publish(topic, payload, qos, retain, bridge):
-    """Publish on the bridge's MQTT connection; return True once the broker accepted it."""
-
-
-@hookspec
-def door_backends():
-    """Return {type_name: factory} of extra door relay backends."""
 
 
 @hookspec

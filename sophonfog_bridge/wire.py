@@ -360,36 +360,37 @@ def _validate(schema: vol.Schema, data: dict[str, Any]) -> dict[str, Any]:
         raise WireError(_humanize(err)) from None
 
 
-def _lift(payload: Mapping[str, Any]) -> dict[str, Any]:
-    """One flat view: top-level keys win over ext_data, V6 names map to the documented ones."""
+def _merged_fields(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The payload's fields in one mapping: top-level keys win over ext_data, V6 names map to
+    the documented ones."""
     ext = payload.get("ext_data")
     ext = _maybe_json(ext) if isinstance(ext, str) else ext
     ext = ext if isinstance(ext, dict) else {}
-    flat = {k: v for k, v in payload.items() if k not in IMAGE_SOURCES}
-    flat["ext_data"] = ext or None
+    fields = {k: v for k, v in payload.items() if k not in IMAGE_SOURCES}
+    fields["ext_data"] = ext or None
     for name, sources in ALIASES.items():
         for source in sources:
             for where in (payload, ext):
-                if where.get(source) not in (None, "") and flat.get(name) in (None, ""):
-                    flat[name] = where[source]
-    _lift_device_info(payload, flat)
-    if flat.get("person_type") in (None, ""):
-        flat["person_type"] = _enrolled_type(payload.get("identity_info"))
-        if flat["person_type"] is None:
-            del flat["person_type"]
-    return flat
+                if where.get(source) not in (None, "") and fields.get(name) in (None, ""):
+                    fields[name] = where[source]
+    _merge_device_info(payload, fields)
+    if fields.get("person_type") in (None, ""):
+        fields["person_type"] = _enrolled_type(payload.get("identity_info"))
+        if fields["person_type"] is None:
+            del fields["person_type"]
+    return fields
 
 
-def _lift_device_info(payload: Mapping[str, Any], flat: dict[str, Any]) -> None:
-    """`ep_info` / `media_device_info` -> the flat names, so the upload of a recognition
+def _merge_device_info(payload: Mapping[str, Any], fields: dict[str, Any]) -> None:
+    """`ep_info` / `media_device_info` -> the merged names, so the upload of a recognition
     names its camera (and so gets its identity) exactly as the live copy does."""
     for block, names in DEVICE_INFO.items():
         info = payload.get(block)
         if not isinstance(info, Mapping):
             continue
         for source, name in names.items():
-            if info.get(source) not in (None, "") and flat.get(name) in (None, ""):
-                flat[name] = info[source]
+            if info.get(source) not in (None, "") and fields.get(name) in (None, ""):
+                fields[name] = info[source]
 
 
 def _enrolled_type(info: Any) -> Any:
@@ -408,47 +409,47 @@ def _images(
 ) -> tuple[dict[str, bytes | None], list[str]]:
     """Each image as checked base64 text, or decoded to bytes when `decode` is set."""
     ext = payload.get("ext_data") if isinstance(payload.get("ext_data"), dict) else {}
-    found: dict[str, bytes | None] = {}
+    pictures: dict[str, bytes | None] = {}
     warnings: list[str] = []
     for name, sources in IMAGE_SOURCES.items():
-        found[name] = None
+        pictures[name] = None
         for source in sources:
             value = payload.get(source) or ext.get(source)
             if value in (None, ""):
                 continue
             try:
                 data = images.strip(value, max_bytes)
-                found[name] = images.decode(data) if decode else data
+                pictures[name] = images.decode(data) if decode else data
             except ValueError as err:
                 warnings.append(f"{source}: {err}, image dropped")
             break
-    return found, warnings
+    return pictures, warnings
 
 
-def _face_attributes(flat: Mapping[str, Any]) -> dict[str, Any]:
+def _face_attributes(fields: Mapping[str, Any]) -> dict[str, Any]:
     """The face attributes the box found, without the feature vector (biometric data)."""
-    attr = flat.get("recognize_face_attr")
+    attr = fields.get("recognize_face_attr")
     if not isinstance(attr, Mapping):
-        ext = flat.get("ext_data") or {}
+        ext = fields.get("ext_data") or {}
         attr = ext.get("recognize_face_attr") if isinstance(ext, Mapping) else None
     if not isinstance(attr, Mapping):
         return {}
     return {k: v for k, v in attr.items() if k not in FEATURE_KEYS}
 
 
-def _frame_times(flat: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
+def _frame_times(fields: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
     """When the person entered and left the frame (history uploads), as ISO 8601."""
-    found: dict[str, str] = {}
+    times: dict[str, str] = {}
     warnings: list[str] = []
     for name in FRAME_TIMES:
-        value = flat.get(name)
+        value = fields.get(name)
         if value in (None, ""):
             continue
         try:
-            found[name] = Timestamp(value).isoformat(timespec="milliseconds")
+            times[name] = Timestamp(value).isoformat(timespec="milliseconds")
         except vol.Invalid as err:
             warnings.append(f"{name}: {err.error_message}, dropped")
-    return found, warnings
+    return times, warnings
 
 
 def _face_rect(grab: Mapping[str, Any] | None, attr: Mapping[str, Any] | None) -> FaceRect | None:
@@ -484,16 +485,16 @@ def event_id_for(device_key: str, identity_id: str, timestamp: datetime) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
-def _device_key(flat: Mapping[str, Any]) -> str:
+def _device_key(fields: Mapping[str, Any]) -> str:
     """The capture device as the box named it: its id, else its IP, else its ep_id.
 
     V2R2 real-time events carry only the IP while their history copies carry
     `<dev_sno>__<ip>`: the IP is what both share.
     """
-    if flat.get("device_id"):
-        return f"id:{flat['device_id']}"
-    ep_id = flat.get("ep_id") or ""
-    ip = flat.get("device_ip") or (ep_id.split("__", 1)[1] if "__" in ep_id else "")
+    if fields.get("device_id"):
+        return f"id:{fields['device_id']}"
+    ep_id = fields.get("ep_id") or ""
+    ip = fields.get("device_ip") or (ep_id.split("__", 1)[1] if "__" in ep_id else "")
     if ip:
         return f"ip:{ip}"
     return f"ep:{ep_id}" if ep_id else "unknown"
@@ -537,7 +538,7 @@ def parse_event(
     if not isinstance(payload, Mapping):
         raise WireError("body: expected a JSON object")
     _shallow_body(payload)
-    flat = _validate(EVENT_SCHEMA, _lift(payload))
+    flat = _validate(EVENT_SCHEMA, _merged_fields(payload))
     found, warnings = _images(payload, max_image_bytes, decode_images)
     frame_times, time_warnings = _frame_times(flat)
     warnings += time_warnings
@@ -610,9 +611,9 @@ def _ext_data(flat: Mapping[str, Any], frame_times: dict[str, str]) -> dict[str,
     }
 
 
-def _device_extras(flat: Mapping[str, Any]) -> dict[str, str]:
+def _device_extras(fields: Mapping[str, Any]) -> dict[str, str]:
     """The camera's stream URL and media type (`rtsp`, `photo`...), kept in ext_data."""
-    return {k: flat[k] for k in ("capture_type", "device_url") if flat.get(k)}
+    return {k: fields[k] for k in ("capture_type", "device_url") if fields.get(k)}
 
 
 # V6 names its capture devices `media_device_*`; V2 and V5 `ep_*`.

@@ -22,7 +22,8 @@ class FakeDoor:
 
     @hookimpl
     def handle_event(self, event, delivery, bridge):
-        if not (event.is_live and delivery.live) or event.person_type not in RESULTS:
+        first_try = delivery.accepted_this_run and delivery.attempt == 1
+        if not (event.is_live and first_try) or event.person_type not in RESULTS:
             return
         result, reason = RESULTS[event.person_type]
         bridge.announce(DoorDecision.for_event(event, "front", result, reason, "test"))

@@ -34,7 +34,11 @@ class Recorder:
     def _write(self, kind, model, delivery):
         line = {
             "record": kind,
-            "delivery": {"seq": delivery.seq, "live": delivery.live, "attempt": delivery.attempt},
+            "delivery": {
+                "seq": delivery.seq,
+                "accepted_this_run": delivery.accepted_this_run,
+                "attempt": delivery.attempt,
+            },
             **model.to_dict(),
         }
         for name in ("reg_pic", "spot_pic", "face_pic", "ir_pic"):

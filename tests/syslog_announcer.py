@@ -18,7 +18,7 @@ RESULTS = {
 class Announcer:
     @hookimpl
     def handle_event(self, event, delivery, bridge):
-        if not delivery.live:
+        if not (delivery.accepted_this_run and delivery.attempt == 1):
             return
         result = RESULTS.get(event.person_type, DecisionResult.DENY)
         reason = f'rule "a]b\\c" said {result.value}'

@@ -51,7 +51,7 @@ def test_kill_9_loses_no_acknowledged_event_and_redelivers_at_most_one(bridge_fa
     twice = [event_id for event_id, n in counts.items() if n > 1]
     assert len(twice) <= 1, f"more than the one in-flight event came twice: {twice}"
     replayed = [line for line in lines if line["event_id"] not in delivered_before]
-    assert replayed and all(line["delivery"]["live"] is False for line in replayed)
+    assert replayed and all(line["delivery"]["accepted_this_run"] is False for line in replayed)
     # Order is kept across the crash: arrival order is the order of the ids we posted.
     first_seen = list(dict.fromkeys(line["event_id"] for line in lines))
     assert first_seen == ids
@@ -81,7 +81,8 @@ def test_retry_later_holds_only_that_plugin_and_keeps_order(bridge_factory, tmp_
         lambda: len(got := read_lines(tmp_path / "rec.jsonl")) == 8 and got, 10, what="drain"
     )
     assert [line["event_id"] for line in lines] == ids
-    assert lines[0]["delivery"]["attempt"] > 1 and lines[0]["delivery"]["live"] is False
+    # A retry of a record this run accepted: accepted_this_run, but not its first attempt.
+    assert lines[0]["delivery"]["attempt"] > 1 and lines[0]["delivery"]["accepted_this_run"]
 
 
 def test_raising_and_unimportable_plugins_do_not_stop_a_healthy_one(bridge_factory, tmp_path):
@@ -226,3 +227,15 @@ def test_send_test_event_posts_like_a_box(bridge_factory, tmp_path, shape):
 def test_version_flag():
     result = run_cli("--version")
     assert result.returncode == 0 and result.stdout.startswith("sophonfog-bridge ")
+
+
+def test_deprecated_live_alias_warns_and_keeps_its_old_meaning():
+    from sophonfog_bridge import Delivery
+
+    def live(**fields):
+        with pytest.warns(DeprecationWarning, match="accepted_this_run"):
+            return Delivery(seq=7, plugin="p", **fields).live
+
+    assert live(attempt=1, accepted_this_run=True) is True
+    assert live(attempt=2, accepted_this_run=True) is False
+    assert live(attempt=1, accepted_this_run=False) is False

@@ -113,7 +113,7 @@ def test_identity_and_group_lists():
 def test_cooldown_and_duplicate():
     assert verdict(event(), state=DoorState(last_attempt_mono=98.0)).rule == "cooldown"
     assert verdict(event(), state=DoorState(last_attempt_mono=96.9)).opens
-    assert verdict(event(), state=DoorState(already_pulsed=True)).rule == "duplicate"
+    assert verdict(event(), state=DoorState(already_claimed=True)).rule == "duplicate"
 
 
 def test_journal_remembers_pulses_across_restarts(tmp_path):

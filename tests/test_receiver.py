@@ -116,7 +116,7 @@ def test_every_shape_in_every_encoding_reaches_plugins_normalised(bridge, tmp_pa
         assert event["identity_name"] == "小明"
         assert 0 < event["score"] <= 1
         assert event["kind"] == ("history" if shape.endswith("history") else "realtime")
-        assert event["delivery"]["live"] is True and event["delivery"]["attempt"] == 1
+        assert event["delivery"]["accepted_this_run"] is True and event["delivery"]["attempt"] == 1
         if shape == "ws":
             assert event["device_type"] == "unknown" and event["spot_pic"] is None
             assert event["reg_pic"]["head"] == "ffd8ffe0"

@@ -19,7 +19,7 @@ import voluptuous as vol
 
 from sophonfog_bridge import BoxLink, DecisionResult, DoorDecision, Event, hookimpl
 
-from . import rules
+from . import hookspecs, rules
 from .backends import build
 from .doors import Claim, Door, Job
 from .journal import Journal
@@ -35,6 +35,8 @@ REMOTE_WAIT_S = 1.0
 class DoorRelayPlugin:
     # A person is waiting at the door: the dispatcher must not deprioritise this worker.
     realtime = True
+    # The hooks this plugin offers (remote opening, user backends): the host adds them on load.
+    hookspecs = hookspecs
 
     def __init__(self) -> None:
         self.doors: dict[str, Door] = {}
@@ -134,7 +136,7 @@ class DoorRelayPlugin:
             # History repeats events the real-time feed already decided: no decision noise.
             log.debug("door_relay: history event %s never opens a door", event.short_id)
             return
-        live = delivery.live and delivery.attempt == 1
+        live = delivery.accepted_this_run and delivery.attempt == 1
         now, mono = datetime.now(timezone.utc), time.monotonic()
         # A queued job needs the event's facts, not its photos: a burst behind a slow
         # relay would otherwise hold every image in memory.

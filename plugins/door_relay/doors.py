@@ -113,7 +113,7 @@ class Door:
             last = self._claims[-1] if self._claims else None
         seen = self.journal.seen(event.event_id, self.name)
         if last is None:
-            return rules.DoorState(already_pulsed=seen)
+            return rules.DoorState(already_claimed=seen)
         return rules.DoorState(last.mono, last.state, seen)
 
     def submit(self, job: Job) -> Future:

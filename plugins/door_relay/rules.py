@@ -21,12 +21,13 @@ class DoorState:
 
     `last_attempt` is what became of the door's latest attempt that still holds the
     cooldown: "pending" (under way), "opened", or "unconfirmed" (the relay's answer was
-    lost). A failed attempt does not hold it.
+    lost). A failed attempt does not hold it. `already_claimed`: this event already claimed
+    a pulse of this door (in the journal or in memory), whatever became of that pulse.
     """
 
     last_attempt_mono: float | None = None
     last_attempt: str = "opened"
-    already_pulsed: bool = False
+    already_claimed: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ def decide(
             "clock_skew",
             f"event is {-age:.1f} s in the future (clock_skew_s {door['clock_skew_s']:g})",
         )
-    if state.already_pulsed:
+    if state.already_claimed:
         return _deny("duplicate", f"event {event.event_id} was already decided for this door")
     if state.last_attempt_mono is not None:
         since = mono - state.last_attempt_mono

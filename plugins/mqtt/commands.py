@@ -1,8 +1,9 @@
 """Remote door openings from the HA "Open door" button, off paho's network thread.
 
 A door plugin may take a while (relay pulse) or publish on MQTT itself (its mqtt backend
-calls our `mqtt_publish`, which waits for a PUBACK): run in paho's thread, either would
-stall or deadlock the connection, so commands queue here and run in their own thread.
+calls our `mqtt_publish`, which waits for a PUBACK at QoS 1 or 2): run in paho's thread,
+either would stall or deadlock the connection, so commands queue here and run in their own
+thread.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ from sophonfog_bridge import (
     hookimpl,
 )
 
-from . import discovery, payloads
+from . import discovery, hookspecs, payloads
 from .announcer import Announcer
 from .client import Message, MqttConnection, NotConnected
 from .commands import DoorCommands
@@ -49,6 +49,9 @@ _STATE_AFTER_EVENT_S = 2.0
 
 
 class MqttPlugin:
+    # The hook this plugin offers the others (`mqtt_publish`): the host adds it on load.
+    hookspecs = hookspecs
+
     def __init__(self) -> None:
         self.conn: MqttConnection | None = None
         self._ready = threading.Event()

@@ -37,9 +37,7 @@ STALE_TMP_S = 3600
 class CleanupStats:
     runs: int = 0
     removed: int = 0
-    freed_bytes: int = 0
     total_bytes: int = 0
-    last_run: float | None = None
     last_error: str | None = None
 
 
@@ -210,7 +208,7 @@ class Cleaner(threading.Thread):
         with self._lock:
             for path in paths:
                 self.ledger.add(path)
-            removed = freed = 0
+            removed = 0
             while bound and self.ledger.total > bound:
                 photo = self.ledger.pop_oldest()
                 if photo is None:
@@ -218,10 +216,8 @@ class Cleaner(threading.Thread):
                 with contextlib.suppress(FileNotFoundError):
                     photo.path.unlink()
                     removed += 1
-                    freed += photo.size
                     _remove_empty_parents(photo.path, self.root)
             self.stats.removed += removed
-            self.stats.freed_bytes += freed
             self.stats.total_bytes = self.ledger.total
         if removed:
             log.debug("snapshots: over %d bytes: removed %d oldest photos", bound, removed)
@@ -239,9 +235,7 @@ class Cleaner(threading.Thread):
             return
         self.stats.runs += 1
         self.stats.removed += removed
-        self.stats.freed_bytes += freed
         self.stats.total_bytes = total
-        self.stats.last_run = time.time()
         self.stats.last_error = None
         if removed:
             log.info(

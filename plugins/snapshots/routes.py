@@ -8,7 +8,6 @@ from pathlib import Path
 import bottle
 
 CONTENT_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
-PREFIX = "/snapshots/"
 
 
 def _servable_name(requested: str) -> bool:
