@@ -374,8 +374,8 @@ async function act(path, body) {
   showAnswer({lines: [{text: "asking the box…"}]}, 0);
   try {
     if (!setup) await loadSetup();
-    // The page's policy sends no referrer; this request says its origin so the bridge
-    // can tell it from another site's.
+    // The page's policy is no-referrer, under which the Fetch spec sends `Origin: null`
+    // on a POST (Chromium sends the origin anyway); the bridge refuses null origins.
     const answer = await fetch(path, {method: "POST", cache: "no-store",
       referrerPolicy: "same-origin", body: JSON.stringify(body),
       headers: {"Content-Type": "application/json", "X-Sophonfog-Csrf": setup.csrf}});
