@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import bottle
 
+from .boxpanel import BoxPanel
 from .guard import Guard
 from .sources.http import add_receiver_routes
 
@@ -33,6 +34,7 @@ def create_app(bridge: Bridge) -> bottle.Bottle:
         return bottle.HTTPResponse(body, content_type=metrics.content_type)
 
     app.route("/metrics", "GET", guard.protect(metrics_page))
+    BoxPanel(bridge, guard).routes(app)
     for result in bridge.call("register_routes"):
         for method, path, callback in result.value or ():
             app.route(path, method, guard.protect(callback))

@@ -24,6 +24,11 @@ class BoxNames:
         self._ids: dict[str, str] = {}
         self._devices: dict[str, str] = {}
 
+    def add(self, name: str) -> None:
+        """A box configured while running (from the status page)."""
+        with self._lock:
+            self.names = self.names | {name}
+
     def learn(self, name: str, ids: Iterable[str] = (), devices: Iterable[str] = ()) -> None:
         """The box `name` goes by these `ids` in its pushes and lists these capture devices."""
         if name not in self.names:

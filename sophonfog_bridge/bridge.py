@@ -24,6 +24,7 @@ from .dispatcher import Dispatcher, ReceiverActivity
 from .event import IMAGE_FIELDS, BoxStatus, Event
 from .host import HookResult, PluginError, PluginHost, build_host, strict_mode
 from .metrics import Metrics
+from .panelboxes import FILE_NAME, PanelBoxes, merged
 from .sources.box import BoxSources
 from .spool import Spool
 
@@ -58,6 +59,10 @@ class Bridge:
             max_age_s=spool_cfg["max_age_h"] * 3600,
         )
         self.devices = KnownDevices(self.data_dir / "devices.json")
+        # Boxes added from the status page join those of the config file (which win).
+        self.configured_boxes: list[dict[str, Any]] = list(self.config["boxes"])
+        self.panel_boxes = PanelBoxes(self.data_dir / "state" / FILE_NAME)
+        self.config["boxes"] = merged(self.configured_boxes, self.panel_boxes.all())
         self.box_names = BoxNames(box["name"] for box in self.config["boxes"])
         for known in self.devices.all():
             # The capture devices a box listed before a restart still name it at once.

@@ -123,19 +123,27 @@ def cmd_send_test_event(args: argparse.Namespace) -> int:
 
 def cmd_configure_box(args: argparse.Namespace) -> int:
     from .boxapi import BoxApiError
+    from .boxconfigure import Options, configure
 
     try:
         boxes = _boxes_to_configure(args)
     except (BoxApiError, ConfigError) as err:
         print(err, file=sys.stderr)
         return 2
+    opts = Options(
+        url=args.url,
+        replace=args.replace,
+        dry_run=args.dry_run,
+        timeout=args.timeout,
+        reg_pic=not args.no_reg_pic,
+        form_data=args.form_data,
+    )
     worst = 0
     for box in boxes:
-        try:
-            worst = max(worst, _configure_one(box, args))
-        except BoxApiError as err:
-            print(f"box {box['name']}: {err}", file=sys.stderr)
-            worst = 2
+        report = configure(box, opts)
+        for line in report.lines:
+            print(line.text, file=sys.stderr if line.problem else sys.stdout)
+        worst = max(worst, report.code)
     return worst
 
 
@@ -162,96 +170,6 @@ def _boxes_to_configure(args: argparse.Namespace) -> list[dict[str, Any]]:
                 found[0]["system_port"] = args.system_port
             found[0]["name"] = parts.hostname
     return [{**b, "firmware": args.firmware or b["firmware"]} for b in found]
-
-
-def _configure_one(box: dict[str, Any], args: argparse.Namespace) -> int:
-    from .boxapi import BoxApiError, BoxClient, BoxUnreachable, login, probe_firmware
-
-    client = BoxClient(f"{box['host']}:{box['api_port']}", timeout=args.timeout)
-    firmware, current, why = box["firmware"], None, None
-    if firmware in ("auto", "v2"):
-        # The V2 read comes first: a V2 box answers it, and its answer is needed anyway.
-        try:
-            current, firmware = client.receivers(), "v2"
-        except BoxUnreachable:
-            raise
-        except BoxApiError as err:
-            why = err
-            if firmware == "auto":
-                firmware = probe_firmware(client.base, args.timeout)
-                print(f"box {box['name']}: firmware {firmware} (probed)")
-    if firmware == "v2":
-        return _configure_v2(client, current, why, args)
-    login(box, firmware, args.timeout)
-    if box.get("username"):
-        print(f"box {box['name']}: logged in as {box['username']}")
-    return _configure_current(box, firmware, args)
-
-
-def _configure_v2(client: Any, current: list[str] | None, why: Any, args) -> int:
-    from .boxapi import BoxApiError, merge_receivers, settings_body
-
-    if current is not None:
-        print(f"box {client.base} sends events to: {', '.join(current) or '(nobody)'}")
-    else:
-        print(f"cannot read the box's current receivers: {why}", file=sys.stderr)
-        if not args.replace:
-            print(
-                "not changing anything: the box would forget its other receivers. "
-                "Use --replace to make this bridge its only receiver.",
-                file=sys.stderr,
-            )
-            return 2
-    from .sources.http import REALTIME_PATHS
-
-    ours = args.url.rstrip("/")
-    if not ours.endswith(REALTIME_PATHS):
-        ours += REALTIME_PATHS[0]  # given the bridge's address: its real-time route
-    urls = merge_receivers(current or [], ours, args.replace)
-    body = settings_body(urls, not args.no_reg_pic, args.form_data)
-    print(f"POST {client.base}/SophonFogSys/api/EventServerUrl {json.dumps(body)}")
-    if args.dry_run:
-        print("dry run: nothing sent")
-        return 0
-    try:
-        answer = client.set_receivers(urls, not args.no_reg_pic, args.form_data)
-    except BoxApiError as err:
-        print(err, file=sys.stderr)
-        return 1
-    print(f"box answered HTTP {answer.status}: {answer.text()}")
-    return 0 if answer.ok else 1
-
-
-def _configure_current(box: dict[str, Any], firmware: str, args: argparse.Namespace) -> int:
-    """V5R7 / V6: history uploads and status pushes to this bridge's routes."""
-    from .boxsetup import STEPS, Targets, send
-    from .sources.http import HISTORY_PATHS, REALTIME_PATHS, STATUS_PATHS
-
-    base = args.url.rstrip("/")
-    for path in REALTIME_PATHS:
-        if base.endswith(path):
-            base = base[: -len(path)]  # what stays may end in /<token>
-    targets = Targets(base + HISTORY_PATHS[0], base + STATUS_PATHS[0], args.replace)
-    worst = 0
-    for step in STEPS[firmware](box, targets, args.timeout):
-        print(f"box {box['name']} ({firmware}): {step.what}")
-        for note in step.notes:
-            print(f"  note: {note}")
-        if step.skip:
-            print(f"  not set: {step.skip}", file=sys.stderr)
-            worst = max(worst, 2)
-            continue
-        print(f"  {step.method} {step.url} {json.dumps(step.body, ensure_ascii=False)}")
-        if args.dry_run:
-            print("  dry run: nothing sent")
-            continue
-        answer = send(step, args.timeout)
-        if answer.ok and answer.error() is None:
-            print(f"  box answered HTTP {answer.status}: {answer.text()[:400]}")
-        else:
-            print(f"  box refused (HTTP {answer.status}): {answer.error()}")
-            worst = max(worst, 1)
-    return worst
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

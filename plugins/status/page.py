@@ -61,6 +61,18 @@ th { color:var(--muted); font-weight:500; border-top:none; font-size:12px; }
 .dot.offline { background:var(--bad); }
 .empty { color:var(--muted); font-style:italic; }
 #conn.bad { font-weight:600; }
+#add-box label { display:block; margin:0 0 8px; color:var(--muted); font-size:12px; }
+#add-box input:not([type=checkbox]), #add-box select { display:block; width:100%; margin-top:2px;
+  padding:5px 6px; font:inherit; color:var(--ink); background:var(--bg);
+  border:1px solid var(--line); border-radius:4px; }
+#add-box details { margin:0 0 8px; } #add-box summary { cursor:pointer; margin-bottom:6px; }
+#add-box button, #panel-boxes button { font:inherit; padding:5px 12px; cursor:pointer; }
+#setup-answer { margin-top:10px; font:12px/1.45 ui-monospace,monospace;
+  overflow-wrap:anywhere; white-space:pre-wrap; }
+#setup-answer .problem { color:var(--bad); }
+#panel-boxes > div { display:flex; flex-wrap:wrap; gap:4px 10px; align-items:center;
+  padding:6px 0; border-top:1px solid var(--line); }
+h3 { font-size:13px; margin:14px 0 4px; }
 /* Phones: one card per event (photos left, facts right), device rows wrap. */
 @media (max-width: 760px) {
   header { padding:10px 12px; gap:6px 14px; }
@@ -122,6 +134,34 @@ th { color:var(--muted); font-weight:500; border-top:none; font-size:12px; }
     <section>
       <h2>Boxes and devices</h2>
       <div id="boxes"></div>
+    </section>
+    <section>
+      <h2>Add a box</h2>
+      <form id="add-box" autocomplete="off">
+        <label>Box address
+          <input name="address" placeholder="192.168.1.20 or 192.168.1.20:5555"></label>
+        <label>Name <input name="name" placeholder="default: its address"></label>
+        <label>Username (if the box needs a login) <input name="username"></label>
+        <label>Password <input name="password" type="password" autocomplete="new-password"></label>
+        <label>This bridge, as the box reaches it (host or IP, optional port)
+          <input name="bridge" placeholder="found from the route to the box"></label>
+        <details><summary>More</summary>
+          <label>Firmware <select name="firmware"><option value="auto">probe it</option>
+            <option value="v2">V2</option><option value="v5">V5R7</option>
+            <option value="v6">V6</option></select></label>
+          <label>Websocket port
+            <input name="ws_port" inputmode="numeric" placeholder="5679"></label>
+          <label>System port
+            <input name="system_port" inputmode="numeric" placeholder="8888"></label>
+          <label><input type="checkbox" name="replace">
+            make this bridge the box's only receiver</label>
+          <label><input type="checkbox" name="dry_run"> only show what would be set</label>
+        </details>
+        <button type="submit">Add the box</button>
+      </form>
+      <div id="setup-answer" aria-live="polite"></div>
+      <h3>Boxes the bridge connects to</h3>
+      <div id="panel-boxes"></div>
     </section>
     <section>
       <h2>Remote door commands</h2>
@@ -286,6 +326,77 @@ function render(data) {
   renderRemote(data.remote_decisions);
 }
 
+// ---- setting up boxes (the bridge's setup/boxes routes) ----
+let setup = null;
+async function loadSetup() {
+  const answer = await fetch("setup/boxes", {cache: "no-store"});
+  if (!answer.ok) throw new Error("HTTP " + answer.status);
+  setup = await answer.json();
+  const bridge = document.querySelector('#add-box [name="bridge"]');
+  if (!bridge.value) {
+    // Through ingress the browser's host is Home Assistant's: the add-on's port is on it.
+    bridge.value = setup.bridge_suggested ||
+      (setup.ingress ? location.hostname + ":" + setup.bridge_port : "");
+  }
+  renderPanelBoxes();
+}
+function renderPanelBoxes() {
+  const root = document.getElementById("panel-boxes");
+  root.replaceChildren();
+  const rows = [...setup.configured.map(b => [b, false]), ...setup.panel.map(b => [b, true])];
+  if (!rows.length) root.appendChild(el("p", "empty", "None yet."));
+  for (const [b, fromPanel] of rows) {
+    const row = el("div");
+    row.dataset.box = b.name;
+    row.appendChild(el("span", "name", b.name));
+    row.appendChild(el("span", "sub", b.host + ":" + b.api_port + " · " + b.firmware));
+    row.appendChild(el("span", "sub", fromPanel ? "added from the panel" : "in the config file"));
+    if (fromPanel) {
+      const remove = el("button", null, "Remove");
+      remove.type = "button";
+      remove.addEventListener("click", () => act("setup/boxes/remove", {name: b.name}));
+      row.appendChild(remove);
+    }
+    root.appendChild(row);
+  }
+}
+function showAnswer(data, status) {
+  const root = document.getElementById("setup-answer");
+  root.replaceChildren();
+  const lines = (data.problems || []).map(t => ({text: t, problem: true}))
+    .concat(data.lines || []);
+  if (!lines.length) lines.push({text: "HTTP " + status, problem: status >= 400});
+  for (const line of lines) root.appendChild(el("div", line.problem ? "problem" : null, line.text));
+}
+async function act(path, body) {
+  const button = document.querySelector("#add-box button");
+  button.disabled = true;
+  showAnswer({lines: [{text: "asking the box…"}]}, 0);
+  try {
+    if (!setup) await loadSetup();
+    // The page's policy is no-referrer, under which the Fetch spec sends `Origin: null`
+    // on a POST (Chromium sends the origin anyway); the bridge refuses null origins.
+    const answer = await fetch(path, {method: "POST", cache: "no-store",
+      referrerPolicy: "same-origin", body: JSON.stringify(body),
+      headers: {"Content-Type": "application/json", "X-Sophonfog-Csrf": setup.csrf}});
+    let data = {};
+    try { data = await answer.json(); } catch (err) { data = {}; }
+    showAnswer(data, answer.status);
+    await loadSetup();
+  } catch (err) {
+    showAnswer({problems: ["the bridge did not answer (" + err.message + ")"]}, 0);
+  } finally {
+    button.disabled = false;
+  }
+}
+document.getElementById("add-box").addEventListener("submit", ev => {
+  ev.preventDefault();
+  const form = new FormData(ev.target), body = {};
+  for (const [key, value] of form.entries()) body[key] = value;
+  for (const key of ["replace", "dry_run"]) body[key] = form.has(key);
+  act("setup/boxes", body);
+});
+
 async function refresh() {
   const conn = document.getElementById("conn");
   try {
@@ -305,6 +416,8 @@ async function refresh() {
   }
 }
 refresh();
+loadSetup().catch(err =>
+  showAnswer({problems: ["box setup unavailable (" + err.message + ")"]}, 0));
 </script>
 </body>
 </html>

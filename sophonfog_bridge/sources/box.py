@@ -119,6 +119,7 @@ class BoxClient:
         self._down_spooled = False
         self._down_logged: float | None = None
         self._stop = threading.Event()
+        self._stop_reason = "the bridge is stopping"
         self._ws: ClientConnection | None = None
         self._thread = threading.Thread(target=self._run, name=f"box-{self.name}", daemon=True)
         self.metrics.box_connected.labels(self.name).set(0)
@@ -128,7 +129,8 @@ class BoxClient:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, reason: str = "the bridge is stopping") -> None:
+        self._stop_reason = reason
         self._stop.set()
         ws = self._ws
         if ws is not None:
@@ -159,7 +161,7 @@ class BoxClient:
             level = logging.INFO if was_up else logging.DEBUG
             log.log(level, "box %s: reconnecting in %.1f s", self.name, delay)
             self._stop.wait(delay)
-        self._went_down("the bridge is stopping")
+        self._went_down(self._stop_reason)
 
     def _session(self) -> str:
         """One attempt, up to the loss of the socket; returns or raises why it ended."""
@@ -418,30 +420,63 @@ def _why(reason: str) -> str:
 
 
 class BoxSources:
-    """Every configured V5/V6 box's client and back-fill; V2 boxes push over HTTP."""
+    """Every configured V5/V6 box's client and back-fill; V2 boxes push over HTTP.
+
+    Boxes added or removed from the status page come and go while the bridge runs."""
 
     def __init__(self, bridge: Bridge):
-        accept = AcceptPath(bridge)
+        self.bridge = bridge
+        self.accept = AcceptPath(bridge)
+        self._lock = threading.Lock()
         self.clients = [
-            BoxClient(bridge, accept, cfg)
-            for cfg in bridge.config["boxes"]
-            if cfg["firmware"] != "v2"
+            self._client(cfg) for cfg in bridge.config["boxes"] if cfg["firmware"] != "v2"
         ]
-        for client in self.clients:
-            if client.cfg["backfill"]:
-                client.backfill = Backfill(client.cfg, accept, bridge.state_dir("boxes"))
+
+    def _client(self, cfg: Mapping[str, Any]) -> BoxClient:
+        client = BoxClient(self.bridge, self.accept, cfg)
+        if cfg["backfill"]:
+            client.backfill = Backfill(cfg, self.accept, self.bridge.state_dir("boxes"))
+        return client
+
+    @staticmethod
+    def _start(client: BoxClient) -> None:
+        if client.backfill is not None:
+            client.backfill.start()  # a first gap query: the bridge itself was down
+        client.start()
 
     def start(self) -> None:
         for client in self.clients:
-            if client.backfill is not None:
-                client.backfill.start()  # a first gap query: the bridge itself was down
-            client.start()
+            self._start(client)
+
+    def add(self, cfg: Mapping[str, Any]) -> None:
+        """Start a client for a box (one of the same name is stopped first); V2: none."""
+        self.remove(cfg["name"], "replaced by a new setting from the panel")
+        if cfg["firmware"] == "v2":
+            return
+        self.bridge.box_names.add(cfg["name"])
+        client = self._client(cfg)
+        with self._lock:
+            self.clients = [*self.clients, client]
+        self._start(client)
+
+    def remove(self, name: str, reason: str = "removed from the panel") -> bool:
+        with self._lock:
+            gone = [c for c in self.clients if c.name == name]
+            self.clients = [c for c in self.clients if c.name != name]
+        for client in gone:
+            self._stop(client, reason)
+            client.join(5.0)
+        return bool(gone)
+
+    @staticmethod
+    def _stop(client: BoxClient, reason: str = "the bridge is stopping") -> None:
+        client.stop(reason)
+        if client.backfill is not None:
+            client.backfill.stop()
 
     def stop(self, timeout: float = 5.0) -> None:
         for client in self.clients:
-            client.stop()
-            if client.backfill is not None:
-                client.backfill.stop()
+            self._stop(client)
         deadline = time.monotonic() + timeout
         for client in self.clients:
             client.join(max(0.0, deadline - time.monotonic()))
