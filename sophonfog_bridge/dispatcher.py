@@ -116,7 +116,7 @@ class ReceiverActivity:
             self._idle.wait_for(lambda: self._in_flight == 0, timeout)
 
 
-class Models:
+class ModelCache:
     """Records decoded once for every worker: the models are immutable, so they share them."""
 
     def __init__(self, size: int = 32):
@@ -148,11 +148,11 @@ class Worker(threading.Thread):
         spool: Spool,
         bridge: Any,
         metrics: Any,
-        models: Models | None = None,
+        models: ModelCache | None = None,
         activity: ReceiverActivity | None = None,
     ):
         super().__init__(name=f"plugin-{name}", daemon=True)
-        self.models = models or Models()
+        self.models = models or ModelCache()
         self.activity = activity
         self.realtime = bool(getattr(host.pm.get_plugin(name), "realtime", False))
         self.plugin = name
@@ -211,56 +211,65 @@ class Worker(threading.Thread):
         attempt, backoff = 0, 0.5
         while not self._stop_event.is_set():
             attempt += 1
-            delivery = Delivery(
-                seq=record.seq,
-                attempt=attempt,
-                accepted_this_run=record.seq > self.spool.boot_seq,
-                plugin=self.plugin,
-            )
-            kwargs = {
-                ARGUMENT_FOR_KIND[record.kind]: model,
-                "delivery": delivery,
-                "bridge": self.bridge,
-            }
             try:
-                impl.function(*[kwargs[a] for a in impl.argnames])
+                self._call(impl, record, model, attempt)
             except RetryLater as signal:
                 wait = signal.after if signal.after is not None else backoff
-                self._note_problem("retrying", f"retry later: {signal}", record)
-                self.metrics.plugin_retry(self.plugin)
-                self.stats.retries += 1
-                backoff = min(backoff * 2, self.backoff_max)
-                self._stop_event.wait(min(wait, self.backoff_max))
-                continue
+                self._retry_later(signal, record, min(wait, self.backoff_max))
             except Exception as err:
-                self._note_problem("failing", f"{type(err).__name__}: {err}", record)
-                log.exception(
-                    "plugin %s failed on %s %s (attempt %d)",
-                    self.plugin,
-                    record.kind,
-                    _record_name(record),
-                    attempt,
-                )
-                if attempt >= FAILED_ATTEMPTS:
-                    log.error(
-                        "plugin %s: giving up on %s %s after %d attempts",
-                        self.plugin,
-                        record.kind,
-                        _record_name(record),
-                        attempt,
-                    )
-                    self.stats.failed += 1
-                    self.metrics.plugin_failure(self.plugin)
+                if self._failed(err, record, attempt):
                     return True
-                self.stats.retries += 1
-                self.metrics.plugin_retry(self.plugin)
                 self._stop_event.wait(backoff)
-                backoff = min(backoff * 2, self.backoff_max)
-                continue
-            self.stats.delivered += 1
-            self.stats.state = "ok"
-            self.metrics.plugin_delivery(self.plugin)
+            else:
+                self.stats.delivered += 1
+                self.stats.state = "ok"
+                self.metrics.plugin_delivery(self.plugin)
+                return True
+            backoff = min(backoff * 2, self.backoff_max)
+        return False
+
+    def _call(self, impl: Any, record: Record, model: Any, attempt: int) -> None:
+        delivery = Delivery(
+            seq=record.seq,
+            attempt=attempt,
+            accepted_this_run=record.seq > self.spool.boot_seq,
+            plugin=self.plugin,
+        )
+        kwargs = {
+            ARGUMENT_FOR_KIND[record.kind]: model,
+            "delivery": delivery,
+            "bridge": self.bridge,
+        }
+        impl.function(*[kwargs[a] for a in impl.argnames])
+
+    def _retry_later(self, signal: RetryLater, record: Record, wait: float) -> None:
+        """The plugin cannot take the record now (its broker is down): the same record
+        comes again after `wait`, for as long as it takes, so order is kept."""
+        self._note_problem("retrying", f"retry later: {signal}", record)
+        self.metrics.plugin_retry(self.plugin)
+        self.stats.retries += 1
+        self._stop_event.wait(wait)
+
+    def _failed(self, err: Exception, record: Record, attempt: int) -> bool:
+        """A failed delivery, logged; True when it was the last attempt (given up on)."""
+        self._note_problem("failing", f"{type(err).__name__}: {err}", record)
+        name = _record_name(record)
+        log.exception(
+            "plugin %s failed on %s %s (attempt %d)", self.plugin, record.kind, name, attempt
+        )
+        if attempt >= FAILED_ATTEMPTS:
+            log.error(
+                "plugin %s: giving up on %s %s after %d attempts",
+                self.plugin,
+                record.kind,
+                name,
+                attempt,
+            )
+            self.stats.failed += 1
+            self.metrics.plugin_failure(self.plugin)
             return True
+        self.stats.retries += 1
+        self.metrics.plugin_retry(self.plugin)
         return False
 
     def _note_problem(self, state: str, message: str, record: Record) -> None:
@@ -288,7 +297,7 @@ class Dispatcher:
         self.host = host
         self.spool = spool
         self.workers: dict[str, Worker] = {}
-        models = Models()
+        models = ModelCache()
         for name in host.names():
             if any(host.impl(name, hook) for hook in HOOK_FOR_KIND.values()):
                 self.workers[name] = Worker(name, host, spool, bridge, metrics, models, activity)
@@ -306,9 +315,6 @@ class Dispatcher:
                 self.spool.collect()
             except OSError:
                 log.exception("spool: cleanup failed")
-
-    def backlog(self, name: str) -> int:
-        return self.spool.last_seq - self.workers[name].cursor.value
 
     def stop(self, timeout: float = 5.0) -> None:
         self._gc_stop.set()

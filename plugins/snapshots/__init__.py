@@ -34,9 +34,21 @@ from .store import atomic_link, atomic_write, newer_than_existing
 
 log = logging.getLogger(__name__)
 
-# Conditions an administrator fixes (free space, permissions): the photos wait in the
-# spool and are written once the folder is usable again, instead of being lost.
-WAIT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
+# Conditions an administrator fixes (free space, permissions, a file or a missing mount
+# where the folder should be): the photos wait in the spool and are written once the
+# folder is usable again, instead of being lost.
+WAIT_ERRNOS = {
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENOTDIR,
+    errno.EISDIR,
+    errno.ENOENT,
+}
+# Free space comes back when the cleanup has run; the others when someone fixes them.
+FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
 
 
 class SnapshotsPlugin:
@@ -91,9 +103,13 @@ class SnapshotsPlugin:
             self._save(event)
         except OSError as err:
             if err.errno in WAIT_ERRNOS:
-                if err.errno in (errno.ENOSPC, errno.EDQUOT) and self.cleaner is not None:
+                full = err.errno in FULL_ERRNOS
+                if full and self.cleaner is not None:
                     self.cleaner.wake()
-                raise RetryLater(f"cannot write {err.filename}: {err.strerror}", after=30) from err
+                wait = 30 if full else 5
+                raise RetryLater(
+                    f"cannot write {err.filename}: {err.strerror}", after=wait
+                ) from err
             raise
 
     @hookimpl
@@ -162,18 +178,9 @@ class SnapshotsPlugin:
         root = self.root
         assert root is not None
         local = event.timestamp.astimezone()
-        mtime = event.timestamp.timestamp()
-        stem = event_stem(event, local)
-        written: list[Path] = []
-
-        def write(suffix: str, data: bytes) -> Path:
-            target = inside(root, stem.with_name(stem.name + suffix))
-            atomic_write(target, data, mtime, self.durable)
-            written.append(target)
-            return target
-
+        write = _Writer(root, event_stem(event, local), event.timestamp.timestamp(), self.durable)
         if event.completes and event.spot_pic is not None and self.config["save_face"]:
-            _keep_face_crop(root, stem)
+            _keep_face_crop(root, write.stem)
         # The scene is the photo of the event; the V6 record sends only the face. Derived
         # copies need only so many pixels: decoding no more is most of their cost.
         scene = self._decoded(event, "spot_pic", self.decode_side)
@@ -182,28 +189,63 @@ class SnapshotsPlugin:
         if event.completes and scene is None:
             # The first copy's main photo stays; a face this copy adds is only `_face`.
             main, main_field = None, "spot_pic"
-        if main is not None:
-            original = write(main.suffix, getattr(event, main_field))
-            if self.config["thumbnail_px"]:
-                write("_thumb.jpg", images.thumbnail(main.image, self.config["thumbnail_px"]))
-            self._update_latest(event, original, main.suffix, mtime)
+        original = self._save_main(event, main, main_field, write) if main else None
         if self.config["save_face"] and main_field == "spot_pic":
-            if face is not None:
-                write("_face" + face.suffix, event.face_pic)
-            elif scene is not None and event.face_rect is not None and not _face_file(root, stem):
-                # Rare (boxes send their own crop): a cut-out keeps the scene's full detail.
-                full = scene if scene.scale == 1.0 else self._decoded(event, "spot_pic", None)
-                crop = images.face_crop(full.image, event.face_rect) if full else None
-                if crop is not None:
-                    write("_face.jpg", crop)
-        if main is not None and self.fonts is not None:
-            text = images.caption(event, local, display_name(event))
-            if self.annotate_later:
-                self._annotate_later(stem, original, text, event, main_field, mtime, written)
-            else:
-                # Last: the caption is drawn on the decoded photo itself, sparing a copy.
-                rect = main.rect(event.face_rect) if main_field == "spot_pic" else None
-                write(ANNOTATED, images.annotate(main.image, rect, text, self.fonts))
+            self._save_face(event, scene, face, write)
+        if main is not None and original is not None and self.fonts is not None:
+            self._save_annotated(event, main, main_field, original, local, write)
+        self._save_extras(event, write)
+        for decoded in (scene, face):
+            if decoded is not None:
+                decoded.image.close()
+        self._count(event, write.written)
+
+    def _save_main(self, event: Event, main: images.Decoded, field: str, write: _Writer) -> Path:
+        original = write(main.suffix, getattr(event, field))
+        if self.config["thumbnail_px"]:
+            write("_thumb.jpg", images.thumbnail(main.image, self.config["thumbnail_px"]))
+        self._update_latest(event, original, main.suffix, write.mtime)
+        return original
+
+    def _save_face(
+        self,
+        event: Event,
+        scene: images.Decoded | None,
+        face: images.Decoded | None,
+        write: _Writer,
+    ) -> None:
+        if face is not None:
+            write("_face" + face.suffix, event.face_pic)
+        elif scene is not None and event.face_rect is not None:
+            if _face_file(write.root, write.stem):
+                return
+            # Rare (boxes send their own crop): a cut-out keeps the scene's full detail.
+            full = scene if scene.scale == 1.0 else self._decoded(event, "spot_pic", None)
+            crop = images.face_crop(full.image, event.face_rect) if full else None
+            if crop is not None:
+                write("_face.jpg", crop)
+
+    def _save_annotated(
+        self,
+        event: Event,
+        main: images.Decoded,
+        field: str,
+        original: Path,
+        local: datetime,
+        write: _Writer,
+    ) -> None:
+        assert self.fonts is not None
+        text = images.caption(event, local, display_name(event))
+        if self.annotate_later:
+            self._annotate_later(
+                write.stem, original, text, event, field, write.mtime, write.written
+            )
+        else:
+            # Last: the caption is drawn on the decoded photo itself, sparing a copy.
+            rect = main.rect(event.face_rect) if field == "spot_pic" else None
+            write(ANNOTATED, images.annotate(main.image, rect, text, self.fonts))
+
+    def _save_extras(self, event: Event, write: _Writer) -> None:
         for wanted, field, suffix in (
             (self.config["save_registered"], "reg_pic", "_registered"),
             (self.config["save_ir"], "ir_pic", "_ir"),
@@ -213,9 +255,8 @@ class SnapshotsPlugin:
             if extra is not None:
                 write(suffix + extra.suffix, getattr(event, field))
                 extra.image.close()
-        for decoded in (scene, face):
-            if decoded is not None:
-                decoded.image.close()
+
+    def _count(self, event: Event, written: list[Path]) -> None:
         if self.cleaner is not None:
             self.cleaner.written(written)
         self.counts["events"] += 1
@@ -288,3 +329,17 @@ def _decode_side(config: dict[str, Any], annotate_later: bool) -> int | None:
         return None
     wanted = [config["thumbnail_px"], config["annotate_max_px"] if annotate_now else 0]
     return max(1, *wanted)
+
+
+class _Writer:
+    """Writes an event's files beside each other under its stem, and lists what it wrote."""
+
+    def __init__(self, root: Path, stem: Path, mtime: float, durable: bool):
+        self.root, self.stem, self.mtime, self.durable = root, stem, mtime, durable
+        self.written: list[Path] = []
+
+    def __call__(self, suffix: str, data: bytes) -> Path:
+        target = inside(self.root, self.stem.with_name(self.stem.name + suffix))
+        atomic_write(target, data, self.mtime, self.durable)
+        self.written.append(target)
+        return target
