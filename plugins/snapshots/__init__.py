@@ -34,8 +34,8 @@ from .store import atomic_link, atomic_write, newer_than_existing
 
 log = logging.getLogger(__name__)
 
-# Conditions an administrator fixes (free space, permissions, a file or a missing mount
-# where the folder should be): the photos wait in the spool and are written once the
+# Conditions an administrator fixes (free space, permissions, a file where the folder
+# should be): the photos wait in the spool and are written once the
 # folder is usable again, instead of being lost.
 WAIT_ERRNOS = {
     errno.ENOSPC,
@@ -45,7 +45,6 @@ WAIT_ERRNOS = {
     errno.EROFS,
     errno.ENOTDIR,
     errno.EISDIR,
-    errno.ENOENT,
 }
 # Free space comes back when the cleanup has run; the others when someone fixes them.
 FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
