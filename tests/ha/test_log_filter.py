@@ -36,6 +36,6 @@ def test_a_traceback_path_naming_the_project_is_not_ours():
     entry = parse_log(
         "2025-05-20 06:38:10.094 ERROR (ImportExecutor_0) [homeassistant.components.camera"
         ".img_util] Error loading libturbojpeg\n"
-        '  File "/root/.cache/sophonfog-bridge/ha-venv/lib/x.py", line 100'
+        '  File "/srv/ha/venv/lib/x.py", line 100'
     )
     assert len(entry) == 1 and our_problems(entry) == []
