@@ -58,6 +58,26 @@ def recorded(tmp: Path, kind: str = "event") -> list[dict]:
     return [r for r in lines if r.get("record", "event") == kind]
 
 
+def control_then_recorded(bridge, relay, tmp: Path, missed: list[dict], *photos: str):
+    """Post a live control event (it must open the door, so the rules and the tap work),
+    wait until every plugin caught up, and check each missed event was recorded once, as
+    history from the query, with its photos. Returns (recorded events, missed identities)."""
+    control = samples.event_payload(
+        "v2r2", identity_id="control", scene=IMAGE, registered=IMAGE, face=IMAGE
+    )
+    control["ext_data"]["device_ip"] = CONTROL_IP
+    assert bridge.post(payload=control).ok
+    wait_for(lambda: relay.seen(), 10, what="the control event's pulse")
+    wait_for(bridge.drained, 15, what="every plugin caught up")
+    events = recorded(tmp)
+    wanted = {m["identity_id"] for m in missed}
+    got = [e for e in events if e["identity_id"] in wanted]
+    assert sorted(e["identity_id"] for e in got) == sorted(wanted), "missing or doubled"
+    assert all(e["kind"] == "history" and e["transport"] == "query" for e in got)
+    assert all(e["face_pic"] and all(e[p] for p in photos) for e in got), "photos not fetched"
+    return events, wanted
+
+
 def backfill_state(bridge) -> dict:
     return bridge.health().get("boxes", {}).get("lobby", {}).get("backfill", {})
 
@@ -95,20 +115,7 @@ def test_events_made_while_the_bridge_was_down_arrive_once_as_history(
         state = backfill_state(bridge)
         assert state["last_run"]["recorded"] == len(missed), state
         # A live event after the restart opens the door: the rules and the tap work.
-        control = samples.event_payload(
-            "v2r2", identity_id="control", scene=IMAGE, registered=IMAGE, face=IMAGE
-        )
-        control["ext_data"]["device_ip"] = CONTROL_IP
-        assert bridge.post(payload=control).ok
-        wait_for(lambda: relay.seen(), 10, what="the control event's pulse")
-        wait_for(bridge.drained, 15, what="every plugin caught up")
-
-        events = recorded(tmp_path)
-        wanted = {m["identity_id"] for m in missed}
-        got = [e for e in events if e["identity_id"] in wanted]
-        assert sorted(e["identity_id"] for e in got) == sorted(wanted), "missing or doubled"
-        assert all(e["kind"] == "history" and e["transport"] == "query" for e in got)
-        assert all(e["spot_pic"] and e["face_pic"] for e in got), "photos not fetched"
+        events, wanted = control_then_recorded(bridge, relay, tmp_path, missed, "spot_pic")
         first = [e for e in events if e["identity_id"] == "90000"]
         assert [(e["transport"], e["completes"]) for e in first] == [
             ("websocket", False),
@@ -176,20 +183,7 @@ def test_events_made_while_the_websocket_was_down_arrive_once_as_history(
         wait_for(caught_up, 25, what="the reconnect's back-fill")
         assert box_health(bridge)["connected"] and box_health(bridge)["reconnects"] >= 1
         assert backfill_state(bridge)["last_run"]["present"] >= 1  # the live event, not again
-        control = samples.event_payload(
-            "v2r2", identity_id="control", scene=IMAGE, registered=IMAGE, face=IMAGE
-        )
-        control["ext_data"]["device_ip"] = CONTROL_IP
-        assert bridge.post(payload=control).ok
-        wait_for(lambda: relay.seen(), 10, what="the control event's pulse")
-        wait_for(bridge.drained, 15, what="every plugin caught up")
-
-        events = recorded(tmp_path)
-        wanted = {m["identity_id"] for m in missed}
-        got = [e for e in events if e["identity_id"] in wanted]
-        assert sorted(e["identity_id"] for e in got) == sorted(wanted), "missing or doubled"
-        assert all(e["kind"] == "history" and e["transport"] == "query" for e in got)
-        assert all(e["face_pic"] for e in got), "photos not fetched"
+        events, wanted = control_then_recorded(bridge, relay, tmp_path, missed)
         first = [e for e in events if e["identity_id"] == live["identity_id"]]
         assert [(e["kind"], e["transport"]) for e in first] == [("realtime", "websocket")]
         assert len(relay.seen()) == 1, "a back-filled event opened the door"

@@ -123,6 +123,17 @@ def test_a_second_bridge_on_the_same_spool_exits_naming_the_folder_and_the_owner
 # ---- commands other than `run` leave the data folder alone ----------------------------------
 
 
+def check_config(bridge):
+    """`check-config` on a test bridge's own config, as its user would run it."""
+    return cli(
+        "check-config",
+        "--config",
+        str(bridge.config_path),
+        "--plugin",
+        f"recorder={RECORDER['recorder']}",
+    )
+
+
 def test_check_config_leaves_a_torn_spool_untouched(bridge_factory, tmp_path):
     bridge = bridge_factory(config(tmp_path), plugins=RECORDER)
     for n in range(3):
@@ -134,13 +145,7 @@ def test_check_config_leaves_a_torn_spool_untouched(bridge_factory, tmp_path):
     with open(segment, "ab") as handle:
         handle.write(b"SFB1\x40\x00\x00\x00torn")  # a write cut short by the kill
     before = snapshot(data)
-    result = cli(
-        "check-config",
-        "--config",
-        str(bridge.config_path),
-        "--plugin",
-        f"recorder={RECORDER['recorder']}",
-    )
+    result = check_config(bridge)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["spool"]["path"] == str(data)
     assert snapshot(data) == before, "check-config changed the data folder"
@@ -159,13 +164,7 @@ def test_check_config_beside_a_live_bridge_changes_nothing(bridge_factory, tmp_p
     # The bridge writes what it learned of devices in the background: let it settle first.
     wait_for(lambda: (data / "devices.json").exists(), 10, what="devices.json written")
     before = snapshot(data)
-    result = cli(
-        "check-config",
-        "--config",
-        str(bridge.config_path),
-        "--plugin",
-        f"recorder={RECORDER['recorder']}",
-    )
+    result = check_config(bridge)
     assert result.returncode == 0, result.stderr
     assert snapshot(data) == before
     assert bridge.post(payload=event("l3", FACE)).status_code == 200
