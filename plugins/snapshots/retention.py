@@ -150,9 +150,6 @@ class Ledger:
         self._events: dict[str, tuple[tuple[str, ...], tuple[int, ...]]] = {}
         self._order: deque[str] = deque()
 
-    def __len__(self) -> int:
-        return len(self._events)
-
     def reset(self, photos: list[_Photo]) -> None:
         """Start again from a pass's photos, oldest first."""
         self._events.clear()
