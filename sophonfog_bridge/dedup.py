@@ -21,7 +21,7 @@ class Verdict(str, enum.Enum):
     COMPLETES = "completes"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Seen:
     at: float
     photos: frozenset[str]
@@ -44,6 +44,14 @@ class RecentIds:
         self.max_entries = max_entries
         self._seen: OrderedDict[str, Seen] = OrderedDict()
         self._lock = threading.Lock()
+        # Since Python 3.10 every frozenset() is a new object (~200 bytes); the few sets of
+        # photo names that occur are kept once and shared by every id that has them.
+        self._photo_sets: dict[frozenset[str], frozenset[str]] = {}
+
+    def _shared(self, photos: frozenset[str]) -> frozenset[str]:
+        if len(self._photo_sets) > 64:  # only box-sent field names land here, but bound it
+            self._photo_sets.clear()
+        return self._photo_sets.setdefault(photos, photos)
 
     def admit(
         self,
@@ -54,8 +62,8 @@ class RecentIds:
     ) -> Admission:
         """Remember a copy: new, a duplicate, or a completion with the photos it adds."""
         now = time.monotonic() if now is None else now
-        photos = frozenset(photos)
         with self._lock:
+            photos = self._shared(frozenset(photos))
             self._expire(now)
             first = self._seen.get(event_id)
             if first is None:
