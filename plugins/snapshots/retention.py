@@ -13,14 +13,13 @@ files a crash left behind; `latest*` files and anything a person put there stay.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import logging
 import os
 import re
-import sys
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,10 +47,9 @@ class Policy:
     max_total_bytes: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass
 class _Photo:
-    # A string, not a Path: a pass lists every photo in the folder at once.
-    path: str
+    path: Path
     size: int
     mtime: float
 
@@ -63,13 +61,13 @@ def _photos(root: Path) -> list[_Photo]:
             continue
         for folder, _dirs, files in os.walk(day):
             for name in files:
-                path = os.path.join(folder, name)
-                if os.path.splitext(name)[1].lower() not in PHOTO_SUFFIXES and not name.startswith(
+                path = Path(folder) / name
+                if Path(name).suffix.lower() not in PHOTO_SUFFIXES and not name.startswith(
                     TMP_PREFIX
                 ):
                     continue
                 try:
-                    info = os.lstat(path)
+                    info = path.lstat()
                 except FileNotFoundError:
                     continue
                 found.append(_Photo(path, info.st_size, info.st_mtime))
@@ -91,9 +89,7 @@ def _pass(root: Path, policy: Policy, now: float | None = None) -> tuple[int, in
     cutoff = now - policy.retention_days * 86400 if policy.retention_days else None
     keep, drop = [], []
     for photo in photos:
-        stale_tmp = (
-            os.path.basename(photo.path).startswith(TMP_PREFIX) and now - photo.mtime > STALE_TMP_S
-        )
+        stale_tmp = photo.path.name.startswith(TMP_PREFIX) and now - photo.mtime > STALE_TMP_S
         too_old = cutoff is not None and photo.mtime < cutoff
         (drop if stale_tmp or too_old else keep).append(photo)
     total = sum(p.size for p in keep)
@@ -106,7 +102,7 @@ def _pass(root: Path, policy: Policy, now: float | None = None) -> tuple[int, in
     removed = freed = 0
     for photo in drop:
         try:
-            os.unlink(photo.path)
+            photo.path.unlink()
         except FileNotFoundError:
             continue
         removed += 1
@@ -136,60 +132,43 @@ def _remove_empty_folders(root: Path) -> None:
 
 
 class Ledger:
-    """The photos on disk, oldest event first, and their total size, between two passes.
+    """The photos on disk by age and their total size, between two full passes."""
 
-    One entry per event (its files share `<stem>_`), names relative to the root: under a
-    1 GB budget the folder holds tens of thousands of photos, and a `Path` per file cost
-    ~2.4 KB an event for as long as the bridge ran.
-    """
-
-    def __init__(self, root: Path | None = None) -> None:
-        self.root = "" if root is None else os.path.join(str(root), "")
+    def __init__(self) -> None:
         self.total = 0
-        # stem -> (the rest of each file's name, its size); the deque keeps their age.
-        self._events: dict[str, tuple[tuple[str, ...], tuple[int, ...]]] = {}
-        self._order: deque[str] = deque()
+        self._photos: dict[Path, _Photo] = {}
+        self._order: list[tuple[float, str]] = []  # (mtime, path), oldest first
 
     def reset(self, photos: list[_Photo]) -> None:
-        """Start again from a pass's photos, oldest first."""
-        self._events.clear()
-        self._order.clear()
-        self.total = 0
-        for photo in photos:
-            self._note(str(photo.path), photo.size)
+        self._photos = {p.path: p for p in photos}
+        self._order = sorted((p.mtime, str(p.path)) for p in photos)
+        self.total = sum(p.size for p in photos)
 
     def add(self, path: Path) -> None:
         try:
-            size = path.lstat().st_size
+            info = path.lstat()
         except FileNotFoundError:
             return
-        self._note(str(path), size)
+        self._drop(path)  # a photo written again (an event delivered twice) counts once
+        photo = _Photo(path, info.st_size, info.st_mtime)
+        self._photos[path] = photo
+        bisect.insort(self._order, (photo.mtime, str(path)))
+        self.total += photo.size
 
-    def pop_oldest(self) -> list[Path] | None:
-        """Forget the oldest event; its files, for the caller to remove."""
+    def pop_oldest(self) -> _Photo | None:
         if not self._order:
             return None
-        stem = self._order.popleft()
-        tails, sizes = self._events.pop(stem)
-        self.total -= sum(sizes)
-        return [Path(self.root + stem + tail) for tail in tails]
+        _mtime, name = self._order.pop(0)
+        photo = self._photos.pop(Path(name))
+        self.total -= photo.size
+        return photo
 
-    def _note(self, path: str, size: int) -> None:
-        if self.root and path.startswith(self.root):
-            path = path[len(self.root) :]
-        cut = path.rfind("_")
-        if cut <= path.rfind(os.sep):
-            cut = len(path)
-        stem, tail = path[:cut], sys.intern(path[cut:])
-        tails, sizes = self._events.get(stem, ((), ()))
-        if not tails:
-            self._order.append(stem)
-        if tail in tails:  # a photo written again (an event delivered twice) counts once
-            at = tails.index(tail)
-            self.total -= sizes[at]
-            tails, sizes = tails[:at] + tails[at + 1 :], sizes[:at] + sizes[at + 1 :]
-        self._events[stem] = ((*tails, tail), (*sizes, size))
-        self.total += size
+    def _drop(self, path: Path) -> None:
+        old = self._photos.pop(path, None)
+        if old is not None:
+            index = bisect.bisect_left(self._order, (old.mtime, str(path)))
+            del self._order[index]
+            self.total -= old.size
 
 
 class Cleaner(threading.Thread):
@@ -203,7 +182,7 @@ class Cleaner(threading.Thread):
         self.policy = policy
         self.interval_s = interval_s
         self.stats = CleanupStats()
-        self.ledger = Ledger(self.root)
+        self.ledger = Ledger()
         # The pass and `written` (the delivery thread) never interleave: the ledger
         # reset by a pass would otherwise forget a photo written during its walk.
         self._lock = threading.Lock()
@@ -231,14 +210,13 @@ class Cleaner(threading.Thread):
                 self.ledger.add(path)
             removed = 0
             while bound and self.ledger.total > bound:
-                oldest = self.ledger.pop_oldest()
-                if oldest is None:
+                photo = self.ledger.pop_oldest()
+                if photo is None:
                     break
-                for path in oldest:
-                    with contextlib.suppress(FileNotFoundError):
-                        path.unlink()
-                        removed += 1
-                _remove_empty_parents(oldest[0], self.root)
+                with contextlib.suppress(FileNotFoundError):
+                    photo.path.unlink()
+                    removed += 1
+                    _remove_empty_parents(photo.path, self.root)
             self.stats.removed += removed
             self.stats.total_bytes = self.ledger.total
         if removed:
