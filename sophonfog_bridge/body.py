@@ -7,12 +7,12 @@ decide, not the header. Every failure is a `Rejected` naming what is wrong.
 from __future__ import annotations
 
 import io
-import json
 from typing import Any
 from urllib.parse import parse_qsl
 
 import multipart
 
+from . import jsoncodec
 from .wire import coerce_form
 
 
@@ -46,7 +46,7 @@ def parse_body(body: bytes, content_type: str, limit: int) -> dict[str, Any]:
         return coerce_form(_multipart(body, options.get("boundary"), limit))
     if body.lstrip()[:1] in (b"{", b"["):
         try:
-            data = json.loads(body)
+            data = jsoncodec.loads(body)
         except RecursionError:
             raise Rejected(400, "bad_json", "body: nested too deeply") from None
         except ValueError as err:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -64,23 +65,23 @@ class _Model:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe view without images: what MQTT, syslog and webhooks publish."""
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            if f.name in self._blobs or f.name in ("raw", "encoded_images"):
-                continue
-            out[f.name] = _plain(getattr(self, f.name))
-        return out
+        skip = (*self._blobs, "raw", "encoded_images")
+        return {n: _plain(getattr(self, n)) for n in _field_names(type(self)) if n not in skip}
 
     def to_parts(self) -> tuple[dict[str, Any], dict[str, bytes]]:
+        # On the receiver's path for every event: the field names are looked up once per
+        # class, and only values that need it are converted.
         meta: dict[str, Any] = {}
         blobs: dict[str, bytes] = {}
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            value = getattr(self, f.name)
-            if f.name in self._blobs:
+        for name in _field_names(type(self)):
+            value = getattr(self, name)
+            if name in self._blobs:
                 if value is not None:
-                    blobs[f.name] = value
+                    blobs[name] = value
+            elif value is None or type(value) in _PLAIN_TYPES:
+                meta[name] = value
             else:
-                meta[f.name] = _plain(value)
+                meta[name] = _plain(value)
         return meta, blobs
 
     @classmethod
@@ -98,6 +99,14 @@ class _Model:
     @classmethod
     def _revive(cls, kwargs: dict[str, Any]):
         return cls(**kwargs)
+
+
+_PLAIN_TYPES = frozenset({str, int, float, bool, dict})
+
+
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
 
 
 def _plain(value: Any) -> Any:
@@ -122,7 +131,7 @@ class FaceRect:
     bottom: int
 
     def to_dict(self) -> dict[str, int]:
-        return dataclasses.asdict(self)
+        return {"left": self.left, "top": self.top, "right": self.right, "bottom": self.bottom}
 
 
 @dataclass(frozen=True)

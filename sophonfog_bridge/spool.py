@@ -20,20 +20,26 @@ it cost, and every record after it is kept.
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
 import os
 import struct
 import threading
 import time
-import zlib
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import jsoncodec
 from .files import fsync_dir
+
+try:
+    # The same CRC-32 as zlib's, computed with SIMD: ~5x faster on the photos of an event.
+    # No wheel for every platform (32-bit ARM): zlib's gives the same checksums there.
+    from zlib_ng.zlib_ng import crc32
+except ImportError:  # pragma: no cover - depends on the platform
+    from zlib import crc32
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +71,18 @@ class Record:
         return sum(len(b) for b in self.blobs.values()) + 256
 
 
-def encode(kind: str, meta: Mapping[str, Any], blobs: Mapping[str, bytes]) -> bytes:
-    parts = [_short(kind.encode())]
-    meta_bytes = json.dumps(meta, ensure_ascii=False, separators=(",", ":")).encode()
-    parts += [struct.pack("<I", len(meta_bytes)), meta_bytes, bytes([len(blobs)])]
+def encode_parts(kind: str, meta: Mapping[str, Any], blobs: Mapping[str, bytes]) -> list[bytes]:
+    """A record's payload as pieces, for one writev: the photos are never copied."""
+    meta_bytes = jsoncodec.dumps(meta)
+    parts = [_short(kind.encode()), struct.pack("<I", len(meta_bytes)), meta_bytes]
+    parts.append(bytes([len(blobs)]))
     for name, blob in blobs.items():
         parts += [_short(name.encode()), struct.pack("<I", len(blob)), blob]
-    return b"".join(parts)
+    return parts
+
+
+def encode(kind: str, meta: Mapping[str, Any], blobs: Mapping[str, bytes]) -> bytes:
+    return b"".join(encode_parts(kind, meta, blobs))
 
 
 def _short(text: bytes) -> bytes:
@@ -84,7 +95,7 @@ def decode(seq: int, payload: bytes) -> Record:
     kind = bytes(view[1:pos]).decode()
     (meta_len,) = struct.unpack_from("<I", view, pos)
     pos += 4
-    meta = json.loads(bytes(view[pos : pos + meta_len]))
+    meta = jsoncodec.loads(view[pos : pos + meta_len])
     pos += meta_len
     count = view[pos]
     pos += 1
@@ -102,11 +113,11 @@ def decode(seq: int, payload: bytes) -> Record:
 
 def _checksum(seq: int, payload_crc: int) -> int:
     """CRC32 over the payload, then the seq: the payload part is computed outside the lock."""
-    return zlib.crc32(struct.pack("<Q", seq), payload_crc)
+    return crc32(struct.pack("<Q", seq), payload_crc)
 
 
-def _header(seq: int, payload: bytes, payload_crc: int) -> bytes:
-    return HEADER.pack(MAGIC, len(payload), _checksum(seq, payload_crc), seq)
+def _header(seq: int, length: int, payload_crc: int) -> bytes:
+    return HEADER.pack(MAGIC, length, _checksum(seq, payload_crc), seq)
 
 
 def _read_frame(handle) -> tuple[int, bytes] | None:
@@ -118,7 +129,7 @@ def _read_frame(handle) -> tuple[int, bytes] | None:
     if magic != MAGIC or length > MAX_RECORD:
         return None
     payload = handle.read(length)
-    if len(payload) < length or _checksum(seq, zlib.crc32(payload)) != crc:
+    if len(payload) < length or _checksum(seq, crc32(payload)) != crc:
         return None
     return seq, payload
 
@@ -178,7 +189,7 @@ def _best_slot(data: bytes) -> int:
     for offset in (0, CURSOR_SLOT.size):
         if len(data) >= offset + CURSOR_SLOT.size:
             seq, crc = CURSOR_SLOT.unpack_from(data, offset)
-            if zlib.crc32(struct.pack("<Q", seq)) == crc:
+            if crc32(struct.pack("<Q", seq)) == crc:
                 best = max(best, seq)
     return best
 
@@ -226,7 +237,7 @@ class Cursor:
                 )
                 return
             self._slot ^= 1
-            slot = CURSOR_SLOT.pack(seq, zlib.crc32(struct.pack("<Q", seq)))
+            slot = CURSOR_SLOT.pack(seq, crc32(struct.pack("<Q", seq)))
             os.pwrite(self._fd, slot, self._slot * CURSOR_SLOT.size)
             if self.fsync:
                 os.fsync(self._fd)
@@ -371,9 +382,11 @@ class Spool:
 
         Raises SpoolFull if the record cannot be written or (with fsync) synced.
         """
-        payload = encode(kind, meta, blobs)
-        payload_crc = zlib.crc32(payload)
-        size = HEADER.size + len(payload)
+        parts = encode_parts(kind, meta, blobs)
+        payload_crc, length = 0, 0
+        for part in parts:
+            payload_crc, length = crc32(part, payload_crc), length + len(part)
+        size = HEADER.size + length
         with self._lock:
             if self.closed:
                 raise SpoolFull("spool is closed")
@@ -381,7 +394,7 @@ class Spool:
             if self._active_size + size > self.segment_bytes and self._active_size:
                 self._roll()
             try:
-                written = os.writev(self._fd, [_header(seq, payload, payload_crc), payload])
+                written = os.writev(self._fd, [_header(seq, length, payload_crc), *parts])
             except OSError as err:
                 self._rewind()
                 raise SpoolFull(f"cannot write the spool: {err.strerror}") from err

@@ -12,7 +12,6 @@ image only drops that image: the event is worth more than its photo.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -21,7 +20,7 @@ from typing import Any
 
 import voluptuous as vol
 
-from . import boxhealth, images
+from . import boxhealth, images, jsoncodec
 from .event import (
     HEALTH_AND_DEVICES,
     BoxStatus,
@@ -171,18 +170,18 @@ def Flag(value: Any) -> bool:
 
 def Shallow(value: Any) -> Any:
     """Reject absurdly nested structures before anything walks them."""
-    _check_depth(value, 0)
+    if isinstance(value, (dict, list)):
+        _check_depth(value, 0)
     return value
 
 
 def _check_depth(value: Any, depth: int) -> None:
-    if depth > MAX_NESTING:
+    # A non-empty container at the limit holds something one level too deep.
+    if depth > MAX_NESTING or (depth == MAX_NESTING and value):
         raise vol.Invalid(f"nested deeper than {MAX_NESTING} levels")
-    if isinstance(value, dict):
-        for item in value.values():
-            _check_depth(item, depth + 1)
-    elif isinstance(value, list):
-        for item in value:
+    # Only containers recurse: a call per string and number was most of this walk's cost.
+    for item in value.values() if isinstance(value, dict) else value:
+        if isinstance(item, (dict, list)):
             _check_depth(item, depth + 1)
 
 
@@ -210,7 +209,10 @@ def JsonObject(value: Any) -> dict:
     return value
 
 
-OptionalDict = Nullable(vol.All(JsonObject, Shallow))
+# No depth check of its own: parse_event checked the whole body (`_shallow_body`) first.
+# Only `ext_data` may have been JSON text in the body, parsed after that check.
+OptionalDict = Nullable(JsonObject)
+ParsedDict = Nullable(vol.All(JsonObject, Shallow))
 
 EVENT_SCHEMA = vol.Schema(
     {
@@ -230,7 +232,7 @@ EVENT_SCHEMA = vol.Schema(
         vol.Optional("identity_info"): OptionalDict,
         vol.Optional("grab_fiqa_info"): OptionalDict,
         vol.Optional("box_fiqa_info"): OptionalDict,
-        vol.Optional("ext_data"): OptionalDict,
+        vol.Optional("ext_data"): ParsedDict,
         vol.Optional("replayed", default=False): Flag,  # set by `sophonfog-bridge replay`
         vol.Optional("recognize_face_attr"): OptionalDict,
         vol.Optional("ep_info"): OptionalDict,
@@ -325,7 +327,7 @@ def coerce_form(fields: Mapping[str, str]) -> dict[str, Any]:
         value = out.get(key)
         if isinstance(value, str) and value.strip():
             try:
-                out[key] = json.loads(value)
+                out[key] = jsoncodec.loads(value)
             except (ValueError, RecursionError):
                 raise WireError(f"{key}: not valid JSON text") from None
         elif isinstance(value, str):
@@ -339,7 +341,7 @@ def coerce_form(fields: Mapping[str, str]) -> dict[str, Any]:
 def _maybe_json(value: Any) -> Any:
     if isinstance(value, str) and value[:1] in "{[":
         try:
-            return json.loads(value)
+            return jsoncodec.loads(value)
         except (ValueError, RecursionError):
             return value
     return value
