@@ -26,16 +26,11 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import parts  # noqa: E402
 from sophonfog_bridge.emulator import EmulatedBox  # noqa: E402
 from sophonfog_bridge.emulator.records import live_v6  # noqa: E402
 from tests.conftest import free_port, wait_for  # noqa: E402
 from tests.door_relay_helpers import RelayServer  # noqa: E402
-
-
-def cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as handle:
-        fields = handle.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start_bridge(work: Path, box: EmulatedBox, relay: RelayServer) -> tuple[subprocess.Popen, str]:
@@ -95,7 +90,7 @@ def measure(
 ) -> tuple[list[float], float]:
     """Latencies (ms, send start -> relay request) and CPU seconds of the bridge per event."""
     latencies = []
-    cpu_before = cpu_s(pid)
+    cpu_before = parts.cpu_s(pid)
     for i in range(n):
         before = len(relay.seen())
         started = time.perf_counter()
@@ -104,7 +99,7 @@ def measure(
         latencies.append((relay.seen()[-1].at - started) * 1000)
         time.sleep(0.02)
     time.sleep(0.3)  # let the other plugins finish this phase's records
-    return latencies, (cpu_s(pid) - cpu_before) / n
+    return latencies, (parts.cpu_s(pid) - cpu_before) / n
 
 
 def now_ms() -> int:

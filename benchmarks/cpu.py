@@ -29,7 +29,6 @@ from benchmarks import load, parts
 from benchmarks.run import bridge_config
 from sophonfog_bridge.samples import jpeg
 
-TICK_S = 1 / os.sysconf("SC_CLK_TCK")
 BUNDLED = ("mqtt", "snapshots", "syslog", "door_relay", "status")
 
 
@@ -55,12 +54,6 @@ class Plan:
         return cls(rate=40.0, events=20, setups=("core", "all"))
 
 
-def cpu_s(pid: int) -> float:
-    """User + system time of a process so far, in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) * TICK_S
-
-
 def setup_config(work: Path, setup: str, broker, relay, sink) -> dict:
     """`core`: every plugin off; a plugin's name: it alone; `all`: every bundled plugin."""
     config = bridge_config(work, broker, relay, sink)
@@ -72,13 +65,13 @@ def setup_config(work: Path, setup: str, broker, relay, sink) -> dict:
 
 def per_event(server: parts.Process, bodies: load.Bodies, plan: Plan, drained) -> float:
     """CPU ms per event for `plan.events` posted at `plan.rate`, until `drained()`."""
-    before = cpu_s(server.proc.pid)
+    before = parts.cpu_s(server.proc.pid)
     sent = load.steady(server_url(server), bodies, plan.rate, plan.events / plan.rate, "cpu")
     failed = [s for s in sent if s.status != 200]
     if failed:
         raise RuntimeError(f"{server.name}: {len(failed)} of {len(sent)} posts failed")
     parts.wait_until(drained, 300, f"{server.name} to finish every event")
-    return (cpu_s(server.proc.pid) - before) * 1000 / len(sent)
+    return (parts.cpu_s(server.proc.pid) - before) * 1000 / len(sent)
 
 
 def server_url(server: parts.Process) -> str:

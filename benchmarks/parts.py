@@ -71,12 +71,57 @@ class Process:
         return self
 
     def rss_kb(self) -> tuple[int, int]:
-        """(current RSS, peak RSS) in KiB."""
-        fields = {}
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            fields[key] = value.strip()
-        return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
+        """(current RSS, peak RSS) in KiB, summed over the process and its children (the
+        bridge's plugin process): shared pages count twice, so this errs on the high side."""
+        rss = peak = 0
+        for pid in tree(self.proc.pid):
+            fields = {}
+            try:
+                text = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue  # it ended meanwhile
+            for line in text.splitlines():
+                key, _, value = line.partition(":")
+                fields[key] = value.strip()
+            rss += int(fields["VmRSS"].split()[0])
+            peak += int(fields["VmHWM"].split()[0])
+        return rss, peak
+
+
+TICK_S = 1 / os.sysconf("SC_CLK_TCK")
+
+
+def tree(pid: int) -> list[int]:
+    """`pid` and every process under it."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        try:
+            tasks = os.listdir(f"/proc/{current}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                children = Path(f"/proc/{current}/task/{task}/children").read_text().split()
+            except OSError:
+                continue
+            todo.extend(int(c) for c in children)
+    return found
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process and its children so far (the bridge's work
+    is in two processes when plugins run in their own)."""
+    total = 0
+    for member in tree(pid):
+        try:
+            stat = Path(f"/proc/{member}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rpartition(")")[2].split()
+        total += int(fields[11]) + int(fields[12])
+    return total * TICK_S
 
     def stop(self, timeout: float = 15) -> int:
         if self.proc.poll() is None:

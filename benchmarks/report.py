@@ -55,14 +55,17 @@ def table(results: Any) -> str:
         bridge = by_target["bridge"].rate
         a, b, c = (by_target[k].rate for k in ("a_stock", "b_bare", "c_logged"))
         ratios.append(f"| {workload} | {bridge / a:.2f} | {bridge / b:.2f} | {bridge / c:.2f} |")
-    stock = min(by["a_stock"].rate for by in results.ack.values())
-    lat, mem, e2e = results.latency, results.memory, results.e2e
+    lat, mem = results.latency, results.memory
     normal = lat["ack_p99"]
     figures = [
         "| figure | value | target | met |",
         "|---|---:|---|---|",
-        f"| end-to-end events/s (POST → every plugin done) | {e2e['rate']:.0f} "
-        f"| ≥ 0.5 × stock ack ({0.5 * stock:.0f}) | {_check(e2e['rate'] >= 0.5 * stock)} |",
+        *(
+            f"| end to end, {workload}: events/s, POST → every plugin done | {rate:.0f} "
+            f"| ≥ 0.5 × stock ack ({0.5 * results.ack[workload]['a_stock'].rate:.0f}) "
+            f"| {_check(rate >= 0.5 * results.ack[workload]['a_stock'].rate)} |"
+            for workload, rate in results.e2e.items()
+        ),
         f"| ack p50 at {results.plan.rate:.0f}/s | {lat['ack_p50']:.1f} ms | | |",
         f"| ack p99 at {results.plan.rate:.0f}/s | {normal:.1f} ms | < 20 ms "
         f"| {_check(normal < 20)} |",
@@ -112,9 +115,12 @@ waits for the write into the page cache, which survives a crash of the bridge).
 ## How each figure is measured
 - **Ack throughput**: `wrk` for {plan.seconds:g} s against each target in turn; the Lua
   script builds each body from a pre-generated event with a fresh `identity_id`.
-- **End to end**: from the start of the bridge's `wrk` runs until `/healthz` shows every
-  plugin's backlog at 0 (records include the door decisions the door plugin announces);
-  records / elapsed seconds.
+- **End to end**: per workload, from the start of the bridge's `wrk` run until
+  `/healthz` shows every plugin's backlog at 0 (the door's decisions included): events
+  answered 200 / elapsed seconds, against half the stock receiver's ack rate for the
+  same workload.
+- **CPU and memory** are the bridge's whole process tree: the receiver and its plugin
+  process (RSS summed, so shared pages count twice).
 - **Latency**: one connection posting {plan.rate:g} events/s for {plan.steady_s:g} s, as a
   box does; POST → MQTT is the time until a subscriber gets `<base>/<device>/event` with
   that event id; POST → relay matches the n-th relay request to the n-th event.

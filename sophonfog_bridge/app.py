@@ -35,9 +35,8 @@ def create_app(bridge: Bridge) -> bottle.Bottle:
 
     app.route("/metrics", "GET", guard.protect(metrics_page))
     BoxPanel(bridge, guard).routes(app)
-    for result in bridge.call("register_routes"):
-        for method, path, callback in result.value or ():
-            app.route(path, method, guard.protect(callback))
+    for method, path, callback in bridge.plugin_routes():
+        app.route(path, method, guard.protect(callback))
 
     def error_page(error: bottle.HTTPError) -> str:
         bottle.response.content_type = "application/json"
@@ -49,6 +48,3 @@ def create_app(bridge: Bridge) -> bottle.Bottle:
 
 def _refresh_gauges(bridge: Bridge, metrics: Any) -> None:
     metrics.spool_depth.set(bridge.spool.depth())
-    if bridge.dispatcher is not None:
-        for name, worker in bridge.dispatcher.workers.items():
-            metrics.backlog.labels(name).set(bridge.spool.backlog(worker.cursor))

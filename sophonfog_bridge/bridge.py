@@ -49,15 +49,33 @@ class Bridge:
         self.startup_errors: dict[str, str] = {}
         self.plugin_configs = self._validate_plugins(source)
         self.bridge_id: str = self.config["bridge_id"]
+        self.data_dir = Path(self.config["spool"]["path"])
+        self.metrics = Metrics()
+        self.spool = self._open_spool()
+        self._open_core_state()
+        self.metrics.watch_plugins(self.plugin_stats)
+        self.activity = ReceiverActivity()
+        self.dispatcher: Dispatcher | None = None
+        self.box_sources: BoxSources | None = None
+
+    # ---- setup -------------------------------------------------------------------------
+
+    def _validate_plugins(self, source: str) -> dict[str, dict[str, Any]]:
+        return validate_plugins(self.host, self.config, source, self._plugin_failed)
+
+    def _open_spool(self) -> Spool:
         spool_cfg = self.config["spool"]
-        self.data_dir = Path(spool_cfg["path"])
-        self.spool = Spool(
+        return Spool(
             self.data_dir,
             fsync=spool_cfg["fsync"],
             segment_bytes=int(spool_cfg["segment_mb"] * (1 << 20)),
             max_bytes=int(spool_cfg["max_mb"] * (1 << 20)),
             max_age_s=spool_cfg["max_age_h"] * 3600,
         )
+
+    def _open_core_state(self) -> None:
+        """What the sources and the accept path keep: devices, boxes, recent ids."""
+        spool_cfg = self.config["spool"]
         self.devices = KnownDevices(self.data_dir / "devices.json")
         # Boxes added from the status page join those of the config file (which win).
         self.configured_boxes: list[dict[str, Any]] = list(self.config["boxes"])
@@ -72,16 +90,7 @@ class Bridge:
         self.decision_ids = RecentIds(float("inf"), DECISION_IDS_MAX)
         self._announcing = threading.Lock()
         self._rebuild_decision_ids()
-        self.metrics = Metrics()
         self._count_corruption()
-        self.activity = ReceiverActivity()
-        self.dispatcher: Dispatcher | None = None
-        self.box_sources: BoxSources | None = None
-
-    # ---- setup -------------------------------------------------------------------------
-
-    def _validate_plugins(self, source: str) -> dict[str, dict[str, Any]]:
-        return validate_plugins(self.host, self.config, source, self._plugin_failed)
 
     def _count_corruption(self) -> None:
         """Corrupt records found by recovery, and from now on by every reader, are counted."""
@@ -89,6 +98,11 @@ class Bridge:
         if self.spool.corrupt_records:
             counter.inc(self.spool.corrupt_records)
         self.spool.on_corrupt = counter.inc
+
+    def count_corrupt(self, lost: int) -> None:
+        """Records a reader in the plugin process found corrupt (and skipped)."""
+        self.spool.corrupt_records += lost
+        self.metrics.spool_corrupt.inc(lost)
 
     def _rebuild_recent_ids(self) -> None:
         """Remember event ids (and their photos) accepted before a restart, so a re-sent
@@ -126,18 +140,9 @@ class Bridge:
         self.host.disable(name)
 
     def start(self) -> None:
-        """Start every enabled plugin, then the workers that feed them."""
-        for name in list(self.host.names()):
-            try:
-                self.host.call_one(name, "startup", bridge=self, config=self.plugin_configs[name])
-            except Exception as err:
-                self._plugin_failed(name, "startup", err)
-        self.dispatcher = Dispatcher(self.host, self.spool, self, self.metrics, self.activity)
-        for name in self.dispatcher.workers:
-            self.metrics.plugin_series(name)
-        self.dispatcher.start()
-        self.box_sources = BoxSources(self)
-        self.box_sources.start()
+        """Start every enabled plugin and the workers that feed them, then the sources."""
+        self.start_plugins()
+        self.start_sources()
         log.info(
             "bridge %s %s started with plugins: %s",
             self.bridge_id,
@@ -145,14 +150,30 @@ class Bridge:
             ", ".join(self.host.names()) or "none",
         )
 
+    def start_plugins(self) -> None:
+        for name in list(self.host.names()):
+            try:
+                self.host.call_one(name, "startup", bridge=self, config=self.plugin_configs[name])
+            except Exception as err:
+                self._plugin_failed(name, "startup", err)
+        self.dispatcher = Dispatcher(self.host, self.spool, self, self.activity)
+        self.dispatcher.start()
+
+    def start_sources(self) -> None:
+        self.box_sources = BoxSources(self)
+        self.box_sources.start()
+
     def stop(self) -> None:
         if self.box_sources is not None:
             self.box_sources.stop()
+        self.stop_plugins()
+        self.devices.close()
+        self.spool.close()
+
+    def stop_plugins(self) -> None:
         if self.dispatcher is not None:
             self.dispatcher.stop()
         self.call("shutdown", bridge=self)
-        self.devices.close()
-        self.spool.close()
 
     # ---- what plugins use --------------------------------------------------------------
 
@@ -202,6 +223,27 @@ class Bridge:
     def health(self, private: bool = False) -> dict[str, Any]:
         """What /healthz shows; `private` adds the plugins' whole error messages, which may
         quote an event (a name, a file named after a person): for guarded pages only."""
+        core = self.core_health()
+        boxes = core.pop("boxes")
+        return {**core, "plugins": self.plugins_health(private), "boxes": boxes}
+
+    def core_health(self) -> dict[str, Any]:
+        """Everything /healthz shows but the plugins."""
+        corrupt = self.spool.corrupt_records
+        return {
+            # Records were lost to corruption since this start: someone should look.
+            "status": "degraded" if corrupt else "ok",
+            "spool_corrupt_records": corrupt,
+            "bridge_id": self.bridge_id,
+            "version": self.version,
+            "uptime_s": round(time.time() - self.started_at, 1),
+            "spool_depth": self.spool.depth(),
+            "spool_last_seq": self.spool.last_seq,
+            "boxes": self.box_sources.health() if self.box_sources else {},
+        }
+
+    def plugins_health(self, private: bool = False) -> dict[str, Any]:
+        """Each plugin's entry in /healthz: its worker's state and backlog, its own health."""
         plugins: dict[str, Any] = {}
         workers = self.dispatcher.workers if self.dispatcher else {}
         for name, info in self.host.info.items():
@@ -222,19 +264,26 @@ class Bridge:
         for result in self.call("plugin_health"):
             if result.plugin in plugins and isinstance(result.value, dict):
                 plugins[result.plugin].update(result.value)
-        corrupt = self.spool.corrupt_records
+        return plugins
+
+    def plugin_stats(self) -> dict[str, dict[str, int]]:
+        """Each worker's counts and backlog, for /metrics."""
+        workers = self.dispatcher.workers if self.dispatcher else {}
         return {
-            # Records were lost to corruption since this start: someone should look.
-            "status": "degraded" if corrupt else "ok",
-            "spool_corrupt_records": corrupt,
-            "bridge_id": self.bridge_id,
-            "version": self.version,
-            "uptime_s": round(time.time() - self.started_at, 1),
-            "spool_depth": self.spool.depth(),
-            "spool_last_seq": self.spool.last_seq,
-            "plugins": plugins,
-            "boxes": self.box_sources.health() if self.box_sources else {},
+            name: {
+                "delivered": worker.stats.delivered,
+                "failed": worker.stats.failed,
+                "retries": worker.stats.retries,
+                "backlog": self.spool.backlog(worker.cursor),
+            }
+            for name, worker in workers.items()
         }
+
+    def plugin_routes(self) -> list[tuple[str, str, Callable[..., Any]]]:
+        """(method, path, callback) of every route a plugin adds to the HTTP app."""
+        return [
+            route for result in self.call("register_routes") for route in result.value or ()
+        ]
 
 
 def _error_for(message: str | None, private: bool) -> str | None:

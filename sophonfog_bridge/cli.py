@@ -34,20 +34,25 @@ def _plugin_specs(values: Sequence[str]) -> dict[str, str]:
 
 def _build_bridge(args: argparse.Namespace):
     from .bridge import Bridge
+    from .config import validate_core
     from .host import build_host
 
     data, source = read_file(args.config)
-    host = build_host(specs=_plugin_specs(args.plugin))
-    return Bridge(data, host=host, source=source)
+    specs = _plugin_specs(args.plugin)
+    core = validate_core(data, source)
+    level = args.log_level or core["log_level"]
+    logging.getLogger().setLevel(level)
+    if core["plugin_process"]:
+        from .plugin_process import CoreBridge
+
+        return CoreBridge(data, source, specs, level)
+    return Bridge(data, host=build_host(specs=specs), source=source)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .server import serve
 
-    bridge = _build_bridge(args)
-    level = args.log_level or bridge.config["log_level"]
-    logging.getLogger().setLevel(level)
-    serve(bridge)
+    serve(_build_bridge(args))
     return 0
 
 

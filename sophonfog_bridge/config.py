@@ -7,6 +7,7 @@ plugin returns from its `config_schema` hook, with `enabled` added by the core.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,11 @@ SPOOL_SCHEMA = vol.Schema(
 
 FIRMWARES = ("auto", "v2", "v5", "v6")
 
+
+def _can_split() -> bool:
+    """Two processes talk over Unix socket pairs: POSIX systems only."""
+    return hasattr(socket, "AF_UNIX") and hasattr(socket, "socketpair")
+
 BOX_SCHEMA = vol.Schema(
     {
         vol.Required("host"): Host,
@@ -131,6 +137,9 @@ CONFIG_SCHEMA = vol.Schema(
         vol.Optional("spool", default=dict): SPOOL_SCHEMA,
         vol.Optional("boxes", default=list): vol.All([BOX_SCHEMA], _name_boxes),
         vol.Optional("plugins", default=dict): vol.Schema({str: vol.Any(None, dict)}),
+        # Plugins run in a process of their own, so their work never slows the answers
+        # to the boxes; false runs them as threads of the one process (no fork needed).
+        vol.Optional("plugin_process", default=_can_split()): bool,
     }
 )
 

@@ -147,7 +147,6 @@ class Worker(threading.Thread):
         host: PluginHost,
         spool: Spool,
         bridge: Any,
-        metrics: Any,
         models: ModelCache | None = None,
         activity: ReceiverActivity | None = None,
     ):
@@ -159,7 +158,6 @@ class Worker(threading.Thread):
         self.host = host
         self.spool = spool
         self.bridge = bridge
-        self.metrics = metrics
         self.cursor = spool.cursor(name)
         self.stats = PluginStats(cursor=self.cursor.value)
         self.backoff_max = 30.0
@@ -223,7 +221,6 @@ class Worker(threading.Thread):
             else:
                 self.stats.delivered += 1
                 self.stats.state = "ok"
-                self.metrics.plugin_delivery(self.plugin)
                 return True
             backoff = min(backoff * 2, self.backoff_max)
         return False
@@ -246,7 +243,6 @@ class Worker(threading.Thread):
         """The plugin cannot take the record now (its broker is down): the same record
         comes again after `wait`, for as long as it takes, so order is kept."""
         self._note_problem("retrying", f"retry later: {signal}", record)
-        self.metrics.plugin_retry(self.plugin)
         self.stats.retries += 1
         self._stop_event.wait(wait)
 
@@ -266,10 +262,8 @@ class Worker(threading.Thread):
                 attempt,
             )
             self.stats.failed += 1
-            self.metrics.plugin_failure(self.plugin)
             return True
         self.stats.retries += 1
-        self.metrics.plugin_retry(self.plugin)
         return False
 
     def _note_problem(self, state: str, message: str, record: Record) -> None:
@@ -291,7 +285,6 @@ class Dispatcher:
         host: PluginHost,
         spool: Spool,
         bridge: Any,
-        metrics: Any,
         activity: ReceiverActivity | None = None,
     ):
         self.host = host
@@ -300,7 +293,7 @@ class Dispatcher:
         models = ModelCache()
         for name in host.names():
             if any(host.impl(name, hook) for hook in HOOK_FOR_KIND.values()):
-                self.workers[name] = Worker(name, host, spool, bridge, metrics, models, activity)
+                self.workers[name] = Worker(name, host, spool, bridge, models, activity)
         self._gc_stop = threading.Event()
         self._gc = threading.Thread(target=self._collect_loop, name="spool-gc", daemon=True)
 

@@ -5,7 +5,9 @@ to parse and orjson ~0.2 ms, measured here: a third of the whole receiver's work
 Boxes are Python programs, though, and Python's `json.dumps` writes `NaN` and
 `Infinity` as bare tokens, which orjson refuses as invalid JSON; a body orjson refuses
 is read again by the standard library, so it is answered exactly as before (and the
-validators then name the field that is not a finite number).
+validators then name the field that is not a finite number). One difference is left on
+purpose: an integer literal beyond 64 bits comes back as a float, as any JavaScript
+client reads it (the boxes send ids as strings; a number that large is garbage anyway).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ def loads(data: bytes | bytearray | memoryview | str) -> Any:
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
-        return json.loads(data)
+        return json.loads(bytes(data) if isinstance(data, memoryview) else data)
 
 
 def dumps(value: Any) -> bytes:

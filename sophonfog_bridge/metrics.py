@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 ACK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
@@ -30,21 +32,6 @@ class Metrics:
             "sophonfog_events_dropped",
             "Valid events answered 200 but not spooled",
             ["reason"],
-            registry=r,
-        )
-        self.deliveries = Counter(
-            "sophonfog_plugin_deliveries", "Records a plugin finished", ["plugin"], registry=r
-        )
-        self.failures = Counter(
-            "sophonfog_plugin_failures", "Records a plugin gave up on", ["plugin"], registry=r
-        )
-        self.retries = Counter(
-            "sophonfog_plugin_retries", "Delivery attempts repeated", ["plugin"], registry=r
-        )
-        self.backlog = Gauge(
-            "sophonfog_plugin_backlog",
-            "Spooled records a plugin has yet to finish",
-            ["plugin"],
             registry=r,
         )
         self.spool_depth = Gauge(
@@ -80,21 +67,42 @@ class Metrics:
             "sophonfog_door_decisions", "Door decisions by result", ["door", "decision"], registry=r
         )
 
-    def plugin_series(self, plugin: str) -> None:
-        """Show a plugin's counters at 0 from the start: a missing series is not a zero."""
-        for counter in (self.deliveries, self.failures, self.retries):
-            counter.labels(plugin)
+    def watch_plugins(self, stats: Callable[[], Mapping[str, Mapping[str, int]]]) -> None:
+        """Publish each plugin's counters and backlog as `stats()` gives them when scraped.
 
-    def plugin_delivery(self, plugin: str) -> None:
-        self.deliveries.labels(plugin).inc()
-
-    def plugin_failure(self, plugin: str) -> None:
-        self.failures.labels(plugin).inc()
-
-    def plugin_retry(self, plugin: str) -> None:
-        self.retries.labels(plugin).inc()
+        Read from the workers' own counts when scraped, not counted again per record:
+        they may live in the plugin process, and a scrape is rare where records are not.
+        """
+        self.registry.register(_PluginCollector(stats))
 
     def render(self, refresh: Any = None) -> bytes:
         if refresh is not None:
             refresh(self)
         return generate_latest(self.registry)
+
+
+class _PluginCollector:
+    def __init__(self, stats: Callable[[], Mapping[str, Mapping[str, int]]]):
+        self.stats = stats
+
+    def collect(self) -> Iterator[Any]:
+        families = {
+            "delivered": CounterMetricFamily(
+                "sophonfog_plugin_deliveries", "Records a plugin finished", labels=["plugin"]
+            ),
+            "failed": CounterMetricFamily(
+                "sophonfog_plugin_failures", "Records a plugin gave up on", labels=["plugin"]
+            ),
+            "retries": CounterMetricFamily(
+                "sophonfog_plugin_retries", "Delivery attempts repeated", labels=["plugin"]
+            ),
+            "backlog": GaugeMetricFamily(
+                "sophonfog_plugin_backlog",
+                "Spooled records a plugin has yet to finish",
+                labels=["plugin"],
+            ),
+        }
+        for plugin, stats in self.stats().items():
+            for key, family in families.items():
+                family.add_metric([plugin], stats.get(key, 0))
+        yield from families.values()

@@ -21,27 +21,13 @@ def serve(bridge: Bridge) -> None:
     """Run until SIGTERM or SIGINT; then stop accepting, let workers finish, stop plugins."""
     http = bridge.config["http"]
     limit = int(http["max_body_mb"] * (1 << 20))
-    app = create_app(bridge)
-    server = create_server(
-        app,
-        host=http["host"],
-        port=http["port"],
-        threads=http["threads"],
-        connection_limit=http["max_in_flight"],
-        channel_timeout=http["client_timeout_s"],
-        # waitress looks for idle connections only every cleanup_interval (30 s by
-        # default), which would stretch a 10 s client timeout to 40 s.
-        cleanup_interval=max(1, min(30, int(http["client_timeout_s"] / 2))),
-        # Bodies up to twice our limit reach the app, which answers 413 in JSON; beyond
-        # that waitress refuses them itself before buffering gigabytes.
-        max_request_body_size=2 * limit + (1 << 20),
-        ident="sophonfog-bridge",
-        # Events are ~100 KB: read them in 64 KiB gulps, not waitress's 8 KiB (fewer trips
-        # of its I/O thread through the GIL; ~+10 % ack throughput measured here).
-        recv_bytes=65536,
-        clear_untrusted_proxy_headers=False,
-    )
+    # First: the plugins' pages are known once they run (in their own process, perhaps).
     bridge.start()
+    try:
+        server = _server(bridge, http, limit)
+    except BaseException:
+        bridge.stop()
+        raise
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame) -> None:
@@ -60,3 +46,25 @@ def serve(bridge: Bridge) -> None:
         server.close()
         bridge.stop()
         log.info("stopped")
+
+
+def _server(bridge: Bridge, http: dict, limit: int):
+    return create_server(
+        create_app(bridge),
+        host=http["host"],
+        port=http["port"],
+        threads=http["threads"],
+        connection_limit=http["max_in_flight"],
+        channel_timeout=http["client_timeout_s"],
+        # waitress looks for idle connections only every cleanup_interval (30 s by
+        # default), which would stretch a 10 s client timeout to 40 s.
+        cleanup_interval=max(1, min(30, int(http["client_timeout_s"] / 2))),
+        # Bodies up to twice our limit reach the app, which answers 413 in JSON; beyond
+        # that waitress refuses them itself before buffering gigabytes.
+        max_request_body_size=2 * limit + (1 << 20),
+        ident="sophonfog-bridge",
+        # Events are ~100 KB: read them in 64 KiB gulps, not waitress's 8 KiB (fewer trips
+        # of its I/O thread through the GIL; ~+10 % ack throughput measured here).
+        recv_bytes=65536,
+        clear_untrusted_proxy_headers=False,
+    )

@@ -26,7 +26,7 @@ import struct
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -250,6 +250,20 @@ class Cursor:
                 os.close(self._fd)
 
 
+class WatchedCursor:
+    """A cursor file another process writes, read when its value is asked for."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    @property
+    def value(self) -> int:
+        return Cursor.peek(self.path)
+
+    def close(self) -> None:
+        pass
+
+
 class Spool:
     """Append records, read them back from any position, drop what every cursor passed."""
 
@@ -262,17 +276,23 @@ class Spool:
         max_bytes: int = 1 << 30,
         max_age_s: float = 7 * 86400,
     ):
+        self._init_state(path, fsync)
+        # Before recovery: a second bridge would otherwise cut the live one's records.
+        self._folder_lock: FolderLock | None = FolderLock(self.path)
+        self.segment_bytes = segment_bytes
+        self.max_bytes = max_bytes
+        self.max_age_s = max_age_s
+        self.last_seq = self._recover()
+        self.boot_seq = self.last_seq
+        self._synced_seq = self.last_seq
+
+    def _init_state(self, path: str | os.PathLike, fsync: bool) -> None:
         self.path = Path(path)
         self.segments_dir = self.path / "segments"
         self.cursors_dir = self.path / "cursors"
         self.segments_dir.mkdir(parents=True, exist_ok=True)
         self.cursors_dir.mkdir(parents=True, exist_ok=True)
-        # Before recovery: a second bridge would otherwise cut the live one's records.
-        self._folder_lock = FolderLock(self.path)
         self.fsync = fsync
-        self.segment_bytes = segment_bytes
-        self.max_bytes = max_bytes
-        self.max_age_s = max_age_s
         # Writers serialise on _lock; readers wait on _appended, which has a lock of its own
         # so that waking workers never queue behind a request thread's write.
         self._lock = threading.Lock()
@@ -283,16 +303,15 @@ class Spool:
         self._syncing = False
         self._recent: OrderedDict[int, Record] = OrderedDict()
         self._recent_bytes = 0
-        self.cursors: dict[str, Cursor] = {}
+        self.cursors: dict[str, Cursor | WatchedCursor] = {}
         self.closed = False
         self.corrupt_records = 0
         self.on_corrupt: Any = None  # called with the count of each newly found loss
+        # Called with the last seq after each append: tells readers in another process.
+        self.bell: Callable[[int], None] | None = None
         self._corrupt_seen: set[tuple[int, int]] = set()
         self._corrupt_lock = threading.Lock()
         self._missing: tuple[int, int] | None = None
-        self.last_seq = self._recover()
-        self.boot_seq = self.last_seq
-        self._synced_seq = self.last_seq
 
     # ---- segments ----------------------------------------------------------------------
 
@@ -408,6 +427,10 @@ class Spool:
             self._appended.notify_all()
         if self.fsync:
             self._group_sync(seq)
+        bell = self.bell
+        if bell is not None:
+            # After the sync: a reader elsewhere acts only on what is as durable as promised.
+            bell(self.last_seq)
         return seq
 
     def _rewind(self) -> None:
@@ -535,9 +558,22 @@ class Spool:
 
     def cursor(self, name: str) -> Cursor:
         """The named cursor; a new plugin starts at the end, not at days of old events."""
-        if name not in self.cursors:
-            self.cursors[name] = Cursor(self.cursors_dir / f"{name}.cur", self.last_seq, self.fsync)
-        return self.cursors[name]
+        cursor = self.cursors.get(name)
+        if not isinstance(cursor, Cursor):
+            cursor = Cursor(self.cursors_dir / f"{name}.cur", self.last_seq, self.fsync)
+            self.cursors[name] = cursor
+        return cursor
+
+    def watch(self, name: str) -> WatchedCursor:
+        """A cursor another process moves: counted for depth, backlog and cleanup."""
+        watched = WatchedCursor(self.cursors_dir / f"{name}.cur")
+        self.cursors[name] = watched
+        return watched
+
+    def unwatch(self) -> None:
+        """Forget the cursors another process moved (it is starting again)."""
+        for name in [n for n, c in self.cursors.items() if isinstance(c, WatchedCursor)]:
+            del self.cursors[name]
 
     def reader(self, after_seq: int) -> Reader:
         return Reader(self, after_seq)
@@ -548,6 +584,9 @@ class Spool:
             if self.last_seq < seq and not self.closed:
                 self._appended.wait(timeout)
             return self.last_seq >= seq
+
+    def remember(self, record: Record) -> None:
+        """A record a reader read from disk: the writer keeps its own appends instead."""
 
     def recent(self, seq: int) -> Record | None:
         # One dict lookup is atomic; taking the writers' lock here would slow the writers.
@@ -562,7 +601,7 @@ class Spool:
         finally:
             reader.close()
 
-    def backlog(self, cursor: Cursor) -> int:
+    def backlog(self, cursor: Cursor | WatchedCursor) -> int:
         """Records on disk that `cursor` has not finished yet."""
         return self.last_seq - cursor.value
 
@@ -631,7 +670,8 @@ class Spool:
             os.close(self._fd)
         for cursor in self.cursors.values():
             cursor.close()
-        self._folder_lock.release()
+        if self._folder_lock is not None:
+            self._folder_lock.release()
 
 
 class Reader:
@@ -690,7 +730,9 @@ class Reader:
             frame, bad = self._frame_from_here(want)
             if frame is not None:
                 # A seq above `want`: records were dropped by a bound or skipped as corrupt.
-                return decode(*frame)
+                record = decode(*frame)
+                self.spool.remember(record)
+                return record
             if not self._next_segment(want, bad):
                 return None
         return None

@@ -367,7 +367,7 @@ def test_worker_finishing_after_close_never_writes_a_closed_or_reused_fd(tmp_pat
     plugin = Stuck()
     host = build_host({"stuck": plugin}, entry_points=False)
     spool = Spool(tmp_path)
-    dispatcher = Dispatcher(host, spool, bridge=None, metrics=_NoMetrics())
+    dispatcher = Dispatcher(host, spool, bridge=None)
     meta, blobs = parse_event(event_payload("v2r2", identity_id="slow")).to_parts()
     dispatcher.start()
     seq = spool.append("event", meta, blobs)
@@ -386,17 +386,6 @@ def test_worker_finishing_after_close_never_writes_a_closed_or_reused_fd(tmp_pat
     # The record was not claimed as done: it is still due after a restart.
     again = Spool(tmp_path)
     assert again.cursor("stuck").value == seq - 1
-
-
-class _NoMetrics:
-    def plugin_delivery(self, plugin):
-        pass
-
-    def plugin_failure(self, plugin):
-        pass
-
-    def plugin_retry(self, plugin):
-        pass
 
 
 # ---- one owner, corrupt records ------------------------------------------------------------

@@ -1,0 +1,324 @@
+"""The bridge process's side of the plugin process: start it, keep it running, talk to it.
+
+`CoreBridge` is the bridge without plugins: sources, accept path, spool, the HTTP app.
+`PluginProcess` starts `plugin_main` with a socket pair for requests (`channel.py`) and
+one for the spool's bell, answers what the plugins ask (spool a door decision, the known
+devices, the core's health) and asks them for theirs (health, counts, their pages). If
+the plugin process dies it is started again; records wait in the spool meanwhile, and the
+receiver answers boxes as ever.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import bottle
+
+from .bridge import Bridge
+from .channel import Channel, ChannelClosed, RemoteError
+from .config import ConfigError
+from .event import MODELS
+from .host import PluginHost
+from .spool import decode
+from .spoolview import Bell
+
+log = logging.getLogger(__name__)
+
+START_TIMEOUT_S = 120
+STOP_TIMEOUT_S = 15
+RESTART_MAX_S = 30
+PAGE_TIMEOUT_S = 30
+MAX_PAGE_BODY = 16 << 20
+_CONFIG_ERRORS = ("ConfigError: ", "PluginError: ")
+
+
+class PluginsDown(RuntimeError):
+    """The plugin process is not running (starting again after a crash, or stopping)."""
+
+
+class PluginProcess:
+    def __init__(self, bridge: CoreBridge, specs: Mapping[str, str], log_level: str):
+        self.bridge = bridge
+        self.specs = dict(specs)
+        self.log_level = log_level
+        self.workers: list[str] = []
+        self.routes: list[tuple[str, str]] = []
+        self.down_reason: str | None = "not started"
+        self.restarts = 0
+        self._proc: subprocess.Popen | None = None
+        self._channel: Channel | None = None
+        self._bell: Bell | None = None
+        self._stopping = threading.Event()
+        self._started = threading.Event()
+        self._start_error: BaseException | None = None
+        self._supervisor = threading.Thread(target=self._supervise, name="plugins", daemon=True)
+
+    # ---- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the plugin process and wait until its plugins run; ConfigError if their
+        config sections are wrong (the plugin process validates them)."""
+        # Spawned from the supervisor thread, which lives as long as the bridge: the
+        # plugin process follows the thread that started it when it dies (PDEATHSIG).
+        self._supervisor.start()
+        if not self._started.wait(START_TIMEOUT_S):
+            raise RuntimeError("the plugin process did not start in time")
+        if self._start_error is not None:
+            raise self._start_error
+
+    def _supervise(self) -> None:
+        backoff, first = 1.0, True
+        while not self._stopping.is_set():
+            began = time.monotonic()
+            try:
+                self._run_once(first)
+            except Exception as err:
+                if first:
+                    self._start_error = err
+                    self._started.set()
+                    return
+                log.exception("plugins: the plugin process failed to start")
+            first = False
+            if self._stopping.is_set():
+                return
+            if time.monotonic() - began > 60:
+                backoff = 1.0  # it ran a good while: this is not a crash loop
+            log.error("plugins: starting the plugin process again in %.0f s", backoff)
+            if self._stopping.wait(backoff):
+                return
+            backoff = min(backoff * 2, RESTART_MAX_S)
+            self.restarts += 1
+
+    def _run_once(self, first: bool) -> None:
+        """Start one plugin process, tell the supervisor it runs, wait until it ends."""
+        proc, channel, bell = self._spawn()
+        try:
+            answer, _ = channel.ask("start", self._start_args(first), timeout=START_TIMEOUT_S)
+        except BaseException as err:
+            proc.kill()
+            proc.wait()
+            bell.close()
+            channel.close()
+            message = str(err)
+            if isinstance(err, RemoteError) and message.startswith(_CONFIG_ERRORS):
+                raise ConfigError(message.split(": ", 1)[1]) from None
+            raise
+        self.workers = list(answer["workers"])
+        self.routes = [(method, path) for method, path in answer["routes"]]
+        for name in self.workers:
+            self.bridge.spool.watch(name)
+        self._proc, self._channel, self._bell = proc, channel, bell
+        self.down_reason = None
+        self._started.set()
+        code = proc.wait()
+        self.down_reason = f"the plugin process exited ({code})"
+        self._channel, self._proc = None, None
+        self.bridge.spool.bell = None
+        bell.close()
+        channel.close()
+        if not self._stopping.is_set():
+            log.error("plugins: %s", self.down_reason)
+
+    def _spawn(self) -> tuple[subprocess.Popen, Channel, Bell]:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        ring, hear = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        args = [
+            sys.executable,
+            "-m",
+            "sophonfog_bridge.plugin_main",
+            str(theirs.fileno()),
+            str(hear.fileno()),
+            str(os.getpid()),
+        ]
+        try:
+            proc = subprocess.Popen(
+                args, pass_fds=(theirs.fileno(), hear.fileno()), stdin=subprocess.DEVNULL
+            )
+        finally:
+            theirs.close()
+            hear.close()
+        channel = Channel(ours, self._answer, "bridge").start()
+        bell = Bell(ring, self.bridge.spool)
+        self.bridge.spool.bell = bell.ring
+        return proc, channel, bell
+
+    def _start_args(self, first: bool) -> dict[str, Any]:
+        spool = self.bridge.spool
+        # A plugin process started again after a crash treats what is already spooled as
+        # not accepted by this run: a door never opens for a record that may have been
+        # in flight when the last one died.
+        boot_seq = spool.boot_seq if first else spool.last_seq
+        return {
+            "config": _plain(self.bridge.raw_config),
+            "source": self.bridge.source,
+            "specs": self.specs,
+            "log_level": self.log_level,
+            "last_seq": spool.last_seq,
+            "boot_seq": boot_seq,
+            "missing": list(spool._missing) if spool._missing else None,
+        }
+
+    def stop(self) -> None:
+        self._stopping.set()
+        channel, proc = self._channel, self._proc
+        if channel is not None:
+            try:
+                channel.ask("stop", timeout=5)
+            except (ChannelClosed, RemoteError, TimeoutError) as err:
+                log.warning("plugins: could not ask the plugin process to stop: %s", err)
+        if proc is not None:
+            try:
+                proc.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                log.error("plugins: the plugin process did not stop; killing it")
+                proc.kill()
+                proc.wait()
+        self._supervisor.join(5)
+
+    # ---- asking the plugins --------------------------------------------------------------
+
+    def ask(self, kind: str, args: dict[str, Any] | None = None, body: bytes = b"", timeout=10):
+        channel = self._channel
+        if channel is None:
+            raise PluginsDown(self.down_reason or "the plugin process is not running")
+        try:
+            return channel.ask(kind, args, body, timeout=timeout)
+        except ChannelClosed as err:
+            raise PluginsDown(str(err)) from None
+
+    # ---- answering them ------------------------------------------------------------------
+
+    def _answer(self, kind: str, args: dict[str, Any], body: bytes) -> Any:
+        bridge = self.bridge
+        if kind == "announce":
+            record = decode(0, body)
+            return bridge.announce(MODELS[record.kind].from_parts(record.meta, record.blobs))
+        if kind == "known_devices":
+            return bridge.known_devices()
+        if kind == "core_health":
+            return bridge.core_health()
+        if kind == "corrupt":
+            bridge.count_corrupt(int(args["lost"]))
+            return None
+        raise ValueError(f"unknown request {kind!r}")
+
+
+class CoreBridge(Bridge):
+    """The bridge process when plugins run in a process of their own."""
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        source: str = "(config)",
+        specs: Mapping[str, str] | None = None,
+        log_level: str = "INFO",
+    ):
+        self.raw_config = config
+        self.source = source
+        super().__init__(config, PluginHost(), source)
+        self.plugins = PluginProcess(self, specs or {}, log_level)
+
+    def _validate_plugins(self, source: str) -> dict[str, dict[str, Any]]:
+        return {}  # the plugin process loads the plugins and checks their sections
+
+    def start(self) -> None:
+        self.plugins.start()
+        self.start_sources()
+        log.info(
+            "bridge %s %s started; plugins in process %s: %s",
+            self.bridge_id,
+            self.version,
+            self.plugins._proc.pid if self.plugins._proc else "?",
+            ", ".join(self.plugins.workers) or "none",
+        )
+
+    def stop_plugins(self) -> None:
+        self.plugins.stop()
+
+    def call(self, hook: str, **kwargs: Any) -> list:
+        return []  # no plugin lives in this process
+
+    def core_health(self) -> dict[str, Any]:
+        health = super().core_health()
+        if self.plugins.down_reason is not None:
+            health["status"] = "degraded"
+        return health
+
+    def plugins_health(self, private: bool = False) -> dict[str, Any]:
+        try:
+            plugins, _ = self.plugins.ask("health", {"private": private})
+        except (PluginsDown, RemoteError, TimeoutError) as err:
+            reason = str(err)
+            plugins = {
+                name: {"enabled": True, "state": "error", "error": f"plugins: {reason}"}
+                for name in self.plugins.workers
+            }
+        # Counted here, against this process's newest seq: the plugin process hears of
+        # a record only after it is spooled.
+        for name, entry in plugins.items():
+            cursor = self.spool.cursors.get(name)
+            if cursor is not None:
+                entry["backlog"] = self.spool.backlog(cursor)
+        return plugins
+
+    def plugin_stats(self) -> dict[str, dict[str, int]]:
+        try:
+            stats, _ = self.plugins.ask("stats")
+        except (PluginsDown, RemoteError, TimeoutError):
+            stats = {name: {} for name in self.plugins.workers}
+        for name, entry in stats.items():
+            cursor = self.spool.cursors.get(name)
+            if cursor is not None:
+                entry["backlog"] = self.spool.backlog(cursor)
+        return stats
+
+    def plugin_routes(self) -> list[tuple[str, str, Callable[..., Any]]]:
+        return [(method, path, self._forward) for method, path in self.plugins.routes]
+
+    def _forward(self, **_path_args: Any) -> bottle.HTTPResponse:
+        """A plugin's page: the request as it came (already guarded), answered there."""
+        environ = bottle.request.environ
+        args = {
+            "method": environ["REQUEST_METHOD"],
+            "path": environ.get("PATH_INFO", ""),
+            "query": environ.get("QUERY_STRING", ""),
+            "script_name": environ.get("SCRIPT_NAME", ""),
+            "remote_addr": environ.get("REMOTE_ADDR", ""),
+            "scheme": environ.get("wsgi.url_scheme", "http"),
+            "headers": {
+                k: v
+                for k, v in environ.items()
+                if k.startswith("HTTP_") or k in ("CONTENT_TYPE",)
+            },
+        }
+        body = bottle.request.body.read(MAX_PAGE_BODY) if environ.get("CONTENT_LENGTH") else b""
+        try:
+            answer, out = self.plugins.ask("http", args, body, timeout=PAGE_TIMEOUT_S)
+        except (PluginsDown, TimeoutError) as err:
+            return _json(503, f"plugins unavailable: {err}")
+        except RemoteError as err:
+            log.error("plugins: page %s failed: %s", args["path"], err)
+            return _json(500, "plugin page failed")
+        return bottle.HTTPResponse(out, status=answer["status"], headers=answer["headers"])
+
+
+def _json(code: int, message: str) -> bottle.HTTPResponse:
+    return bottle.HTTPResponse(
+        json.dumps({"status": code, "message": message}),
+        status=code,
+        content_type="application/json",
+    )
+
+
+def _plain(config: Any) -> Any:
+    """The config as JSON can carry it (YAML may give dates)."""
+    return json.loads(json.dumps(config, default=str))

@@ -1,0 +1,153 @@
+"""The plugin process's view of the spool: it reads what the bridge process appends.
+
+Only the bridge process writes the spool. It tells this one the last seq after every
+append (the bell); a record is read only once the bell has named its seq, so a frame
+that is still being written is never mistaken for a corrupt one. Records read from disk
+are kept for a moment, so the other workers do not read the same photos again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import struct
+import threading
+
+from .spool import Record, Spool, SpoolFull
+
+log = logging.getLogger(__name__)
+
+SEQ = struct.Struct("<Q")
+READ_CACHE_RECORDS = 16
+
+
+class SpoolView(Spool):
+    """A Spool that never writes: its last seq is what the bell last said."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        last_seq: int,
+        boot_seq: int,
+        missing: tuple[int, int] | None = None,
+        fsync: bool = False,
+    ):
+        self._init_state(path, fsync)
+        self._folder_lock = None
+        self.last_seq = last_seq
+        self.boot_seq = boot_seq
+        self._missing = missing
+
+    def advance(self, seq: int) -> None:
+        """The bridge process appended up to `seq`: wake the readers."""
+        with self._appended:
+            if seq > self.last_seq:
+                self.last_seq = seq
+                self._appended.notify_all()
+
+    def append(self, kind, meta, blobs) -> int:
+        raise SpoolFull("the plugin process never writes the spool: announce() instead")
+
+    def collect(self) -> int:
+        return 0  # the bridge process, which writes the spool, also cleans it
+
+    def remember(self, record: Record) -> None:
+        """A record one worker read from disk, for the others that follow."""
+        with self._lock:
+            self._recent[record.seq] = record
+            while len(self._recent) > READ_CACHE_RECORDS:
+                self._recent.popitem(last=False)
+
+    def close(self) -> None:
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+            with self._appended:
+                self._appended.notify_all()
+        for cursor in self.cursors.values():
+            cursor.close()
+
+
+class Bell:
+    """The bridge process's side: rings with the last seq after each append.
+
+    Never blocks a writer: a ring that finds the socket full is left to a thread of its
+    own, which sends the newest seq as soon as the plugin process reads again.
+    """
+
+    def __init__(self, sock: socket.socket, spool: Spool):
+        self.sock = sock
+        self.spool = spool
+        sock.setblocking(False)
+        self._behind = threading.Event()
+        self._stopped = False
+        threading.Thread(target=self._catch_up, name="spool-bell", daemon=True).start()
+
+    def ring(self, last_seq: int) -> None:
+        try:
+            self.sock.send(SEQ.pack(last_seq))
+        except BlockingIOError:
+            self._behind.set()
+        except OSError:
+            pass  # the plugin process is gone; a new one is told the seq when it starts
+
+    def _catch_up(self) -> None:
+        while True:
+            self._behind.wait()
+            if self._stopped:
+                return
+            self._behind.clear()
+            try:
+                # Blocking, in this thread only: the newest seq covers every one dropped.
+                self.sock.settimeout(5.0)
+                self.sock.sendall(SEQ.pack(self.spool.last_seq))
+            except (TimeoutError, BlockingIOError):
+                self._behind.set()
+            except OSError:
+                return
+            finally:
+                try:
+                    self.sock.setblocking(False)
+                except OSError:
+                    return
+
+    def close(self) -> None:
+        self._stopped = True
+        self._behind.set()
+        self.sock.close()
+
+
+def listen(sock: socket.socket, view: SpoolView) -> threading.Thread:
+    """The plugin process's side: advance the view with every seq the bell rings."""
+
+    def newest_waiting(first: int) -> int:
+        # A burst rings many times: take them all, wake the readers once.
+        newest = first
+        while True:
+            try:
+                data = sock.recv(SEQ.size, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return newest
+            if len(data) != SEQ.size:
+                return newest
+            newest = max(newest, SEQ.unpack(data)[0])
+
+    def run() -> None:
+        while True:
+            try:
+                data = sock.recv(SEQ.size)
+            except OSError:
+                return
+            if len(data) != SEQ.size:
+                return  # closed: the bridge process is gone
+            try:
+                view.advance(newest_waiting(SEQ.unpack(data)[0]))
+            except OSError:
+                return
+
+    thread = threading.Thread(target=run, name="spool-bell", daemon=True)
+    thread.start()
+    return thread
