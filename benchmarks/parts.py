@@ -87,6 +87,17 @@ class Process:
             peak += int(fields["VmHWM"].split()[0])
         return rss, peak
 
+    def stop(self, timeout: float = 15) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log.close()
+        return self.proc.returncode
+
 
 TICK_S = 1 / os.sysconf("SC_CLK_TCK")
 
@@ -122,17 +133,6 @@ def cpu_s(pid: int) -> float:
         fields = stat.rpartition(")")[2].split()
         total += int(fields[11]) + int(fields[12])
     return total * TICK_S
-
-    def stop(self, timeout: float = 15) -> int:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.log.close()
-        return self.proc.returncode
 
 
 def target(kind: str, workdir: Path, threads: int) -> Process:

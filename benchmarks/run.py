@@ -186,9 +186,7 @@ def measure_throughput(rig: Rig, bridge: parts.Bridge) -> None:
         results.ack[workload.name]["bridge"] = result
         wait_drained(bridge, 600)
         # Events, not spool records: the door's decisions are records too, not events.
-        results.e2e[workload.name] = (result.requests - result.errors) / (
-            time.monotonic() - began
-        )
+        results.e2e[workload.name] = (result.requests - result.errors) / (time.monotonic() - began)
 
 
 def measure_steady(rig: Rig, bridge: parts.Bridge, tap: parts.Tap) -> None:

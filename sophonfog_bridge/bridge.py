@@ -1,13 +1,14 @@
 """The running bridge: config, plugins, spool, dispatcher, and the context plugins get.
 
 Plugins receive this object as `bridge` in every hook. What they may use:
-`bridge_id`, `version`, `config`, `call(hook, **kw)`, `announce(model)`,
+`bridge_id`, `version`, `pid`, `config`, `call(hook, **kw)`, `announce(model)`,
 `known_devices()`, `state_dir(name)`, `metrics`, `health()`.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -43,6 +44,8 @@ class Bridge:
         source: str = "(config)",
     ):
         self.version = __version__
+        # The bridge's own process (the service), also seen from its plugin process.
+        self.pid = os.getpid()
         self.started_at = time.time()
         self.host = host or build_host()
         self.config = validate_core(config, source)
@@ -98,11 +101,6 @@ class Bridge:
         if self.spool.corrupt_records:
             counter.inc(self.spool.corrupt_records)
         self.spool.on_corrupt = counter.inc
-
-    def count_corrupt(self, lost: int) -> None:
-        """Records a reader in the plugin process found corrupt (and skipped)."""
-        self.spool.corrupt_records += lost
-        self.metrics.spool_corrupt.inc(lost)
 
     def _rebuild_recent_ids(self) -> None:
         """Remember event ids (and their photos) accepted before a restart, so a re-sent
@@ -281,9 +279,7 @@ class Bridge:
 
     def plugin_routes(self) -> list[tuple[str, str, Callable[..., Any]]]:
         """(method, path, callback) of every route a plugin adds to the HTTP app."""
-        return [
-            route for result in self.call("register_routes") for route in result.value or ()
-        ]
+        return [route for result in self.call("register_routes") for route in result.value or ()]
 
 
 def _error_for(message: str | None, private: bool) -> str | None:

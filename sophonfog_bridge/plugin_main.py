@@ -43,6 +43,7 @@ class PluginBridge(Bridge):
         self._view = start
         specs = start.get("specs") or {}
         super().__init__(start["config"], build_host(specs=specs), start["source"])
+        self.pid = int(start["pid"])
 
     def _open_spool(self) -> SpoolView:
         start = self._view
@@ -58,7 +59,10 @@ class PluginBridge(Bridge):
     def _open_core_state(self) -> None:
         # Devices, boxes and recent ids belong to the receiver; a corrupt record found
         # here is counted there, where /healthz and /metrics are served.
-        self.spool.on_corrupt = lambda lost: self._tell("corrupt", {"lost": lost})
+        self.spool.on_corrupt = lambda segment, offset, first, last, name: self._tell(
+            "corrupt",
+            {"segment": segment, "offset": offset, "first": first, "last": last, "name": name},
+        )
 
     def _tell(self, kind: str, args: dict[str, Any]) -> None:
         try:
@@ -172,7 +176,11 @@ class PluginSide:
         def start_response(status: str, headers: list, exc_info: Any = None) -> None:
             started.update(status=status, headers=headers)
 
-        chunks = self.app(environ, start_response)
+        try:
+            chunks = self.app(environ, start_response)
+        except Exception:
+            log.exception("plugins: page %s failed", args["path"])
+            raise
         try:
             out = b"".join(chunks)
         finally:
@@ -183,7 +191,8 @@ class PluginSide:
 
 
 def _plugin_app(routes: list[tuple[str, str, Any]]) -> bottle.Bottle:
-    app = bottle.Bottle()
+    # A page that raises is logged here with its traceback and answered 500 there.
+    app = bottle.Bottle(catchall=False)
     for method, path, callback in routes:
         app.route(path, method, callback)
     return app
@@ -207,9 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     _die_with_parent(parent)
     # Ctrl-C in a terminal reaches the whole process group: the bridge process decides.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    logging.basicConfig(
-        level="INFO", format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     side = PluginSide(socket.socket(fileno=channel_fd), socket.socket(fileno=bell_fd))
     signal.signal(signal.SIGTERM, lambda *_: side.stopping.set())
     return side.run()

@@ -162,6 +162,7 @@ class PluginProcess:
             "source": self.bridge.source,
             "specs": self.specs,
             "log_level": self.log_level,
+            "pid": os.getpid(),
             "last_seq": spool.last_seq,
             "boot_seq": boot_seq,
             "missing": list(spool._missing) if spool._missing else None,
@@ -207,7 +208,13 @@ class PluginProcess:
         if kind == "core_health":
             return bridge.core_health()
         if kind == "corrupt":
-            bridge.count_corrupt(int(args["lost"]))
+            bridge.spool.report_corrupt(
+                int(args["segment"]),
+                int(args["offset"]),
+                int(args["first"]),
+                int(args["last"]),
+                str(args["name"]),
+            )
             return None
         raise ValueError(f"unknown request {kind!r}")
 
@@ -289,15 +296,14 @@ class CoreBridge(Bridge):
         environ = bottle.request.environ
         args = {
             "method": environ["REQUEST_METHOD"],
-            "path": environ.get("PATH_INFO", ""),
+            # bottle decoded PATH_INFO as UTF-8 in place; the plugins' app decodes it again.
+            "path": environ.get("bottle.raw_path", environ.get("PATH_INFO", "")),
             "query": environ.get("QUERY_STRING", ""),
             "script_name": environ.get("SCRIPT_NAME", ""),
             "remote_addr": environ.get("REMOTE_ADDR", ""),
             "scheme": environ.get("wsgi.url_scheme", "http"),
             "headers": {
-                k: v
-                for k, v in environ.items()
-                if k.startswith("HTTP_") or k in ("CONTENT_TYPE",)
+                k: v for k, v in environ.items() if k.startswith("HTTP_") or k in ("CONTENT_TYPE",)
             },
         }
         body = bottle.request.body.read(MAX_PAGE_BODY) if environ.get("CONTENT_LENGTH") else b""

@@ -7,7 +7,6 @@ the facts as RFC 5424 structured data. See docs/syslog.md.
 from __future__ import annotations
 
 import logging
-import os
 import socket
 from typing import Any
 
@@ -39,7 +38,7 @@ class SyslogPlugin:
         return CONFIG_SCHEMA
 
     @hookimpl
-    def startup(self, config: dict[str, Any]) -> None:
+    def startup(self, bridge: Any, config: dict[str, Any]) -> None:
         self.config = config
         self.address = config["address"] or default_address()
         local = self.address.scheme == "unix"
@@ -49,7 +48,9 @@ class SyslogPlugin:
             app_name=config["app_name"],
             sd_id=config["sd_id"],
             hostname=socket.gethostname(),
-            procid=os.getpid(),
+            # The service's process, the one `ps` and systemd show (the plugins may run in
+            # a process of its own).
+            procid=bridge.pid,
             local=local,
         )
         self.severities = config["severities"]
