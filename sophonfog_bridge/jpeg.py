@@ -36,6 +36,12 @@ MAX_BLOCKS_IN_MCU = 10
 # Where a scan's entropy-coded data ends: a 0xFF that is neither a stuffed 0xFF00 nor a
 # restart marker RSTn (both belong to the data).
 _END_OF_SCAN = re.compile(rb"\xff[^\x00\xd0-\xd7]")
+# Headers (SOI up to the first scan) already walked: a camera sends the same one with
+# every photo, and walking it is most of the check's Python time. Small headers only
+# (one with EXIF differs from photo to photo anyway); a few, cleared when full.
+_HEADERS: dict[tuple[bytes, int], tuple[Frame, frozenset[int], frozenset[tuple[int, int]]]] = {}
+HEADER_CACHE_BYTES = 2048
+HEADER_CACHE_SIZE = 16
 # Application segments Pillow reads fields from, and the bytes it needs in each.
 _PILLOW_APP = (
     (APP0, b"JFIF", 7, "JFIF"),
@@ -95,11 +101,16 @@ class _Walk:
         data = self.data
         if not data.startswith(b"\xff\xd8"):
             raise Malformed("no SOI marker at the start")
-        pos = 2
+        pos = self._known_header()
+        known = pos > 0
+        pos = pos or 2
         while True:
             marker, pos = self._marker(pos)
             if marker == EOI:
                 return self._finished()
+            if marker == SOS and not known:
+                self._remember_header(pos - 2)
+                known = True
             if marker == SOI or 0xD0 <= marker <= 0xD7 or marker == 0x01:
                 raise Malformed(f"unexpected marker 0xFF{marker:02X} at byte {pos - 2}")
             if pos + 2 > len(data):
@@ -113,6 +124,30 @@ class _Walk:
             end = pos + length
             self._segment(marker, pos + 2, end)
             pos = self._scan_end(end) if marker == SOS else end
+
+    def _known_header(self) -> int:
+        """Where the first scan's marker is, if the header before it was walked before
+        (with the same pixel cap); the walk goes on from there. Else 0."""
+        end = self.data.find(b"\xff\xda", 0, HEADER_CACHE_BYTES)
+        known = _HEADERS.get((self.data[:end], self.max_pixels)) if end > 0 else None
+        if known is None:
+            return 0
+        frame, self.quant, self.huffman = known[0], set(known[1]), set(known[2])
+        self.frame = Frame(frame.width, frame.height, frame.progressive, frame.components)
+        return end
+
+    def _remember_header(self, end: int) -> None:
+        # The same bytes up to `end` always walk the same way to this scan's marker.
+        frame = self.frame
+        if frame is None or end > HEADER_CACHE_BYTES:
+            return
+        if len(_HEADERS) >= HEADER_CACHE_SIZE:
+            _HEADERS.clear()
+        _HEADERS[(self.data[:end], self.max_pixels)] = (
+            Frame(frame.width, frame.height, frame.progressive, frame.components),
+            frozenset(self.quant),
+            frozenset(self.huffman),
+        )
 
     def _marker(self, pos: int) -> tuple[int, int]:
         """The marker at `pos` (after any 0xFF fill bytes) and where its segment starts."""

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image, ImageCms
 
 from sophonfog_bridge import imaging
+from sophonfog_bridge import jpeg as structure
 from sophonfog_bridge.samples import jpeg
 
 from .snapshots_images import corrupt_jpeg
@@ -229,3 +230,16 @@ def test_fill_bytes_before_a_marker_pass_and_a_scan_without_data_is_refused():
     sos = segment(data, 0xDA)
     scan_data = sos + 2 + int.from_bytes(data[sos + 2 : sos + 4], "big")
     assert "has no data" in refused(data[:scan_data] + b"\xff\xd9")
+
+
+def test_a_header_checked_before_is_taken_from_memory_only_with_the_same_cap():
+    data = VARIANTS["4:2:2"]()
+    imaging.check(data, CAP)
+    assert any(key[0] == data[: len(key[0])] for key in structure._HEADERS), "the header is known"
+    # Known header, same verdicts: the cap still counts, and the rest is still walked.
+    with pytest.raises(imaging.ImageBomb):
+        imaging.check(data, 320 * 240 - 1)
+    assert "no EOI" in refused(data[:-2])
+    sos = segment(data, 0xDA)
+    assert "component 9" in refused(patched(data, sos + 5, b"\x09"))
+    imaging.check(data, CAP)
