@@ -307,11 +307,9 @@ class SnapshotsPlugin:
         target = caption_path(annotated)
         atomic_write(target, caption_record(original, text, rect), write.mtime, self.durable)
         write.captions.append(target)
-        if event.completes:
-            # A completion's scene replaces the photo: a copy made from the old one goes.
-            # (Another delivery of the same event brings the same photo and caption.)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(annotated)
+        # A completion's scene replaces the photo: a copy made from the old one goes.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(annotated)
 
     def _made(self, paths: list[str | Path]) -> None:
         if self.cleaner is not None:
