@@ -274,8 +274,10 @@ class _Walk:
         for n in range(count):
             ident, tables = body[1 + 2 * n], body[2 + 2 * n]
             component = frame.components.get(ident)
-            if component is None or ident in named:
+            if component is None:
                 raise Malformed(f"the scan names component {ident}, not one of the frame's")
+            if ident in named:
+                raise Malformed(f"the scan names component {ident} twice")
             if component.quant not in self.quant:
                 raise Malformed(f"quantisation table {component.quant} was never defined")
             for kind, table in self._tables_used(frame.progressive, ss, ah, tables):

@@ -150,6 +150,7 @@ def test_a_scan_naming_an_undefined_table_or_component_is_refused():
     assert "DC Huffman table 2, never defined" in refused(patched(data, sos + 6, b"\x20"))
     assert "AC Huffman table 3, never defined" in refused(patched(data, sos + 6, b"\x03"))
     assert "component 9" in refused(patched(data, sos + 5, b"\x09"))
+    assert "component 1 twice" in refused(patched(data, sos + 7, b"\x01"))
     dqt = segment(data, 0xDB)
     assert "quantisation table 0 was never defined" in refused(patched(data, dqt + 4, b"\x02"))
 
