@@ -246,9 +246,9 @@ class SnapshotsPlugin:
             if _face_file(write.base):
                 return
             # Rare (boxes send their own crop): a cut-out keeps the scene's full detail.
-            whole = isinstance(scene, images.Decoded) and scene.scale == 1.0
-            full = scene if whole else self._decoded(event, "spot_pic", None)
-            crop = images.face_crop(full.image, event.face_rect) if full else None  # type: ignore[union-attr]
+            whole = scene if isinstance(scene, images.Decoded) and scene.scale == 1.0 else None
+            full = whole or self._decoded(event, "spot_pic", None)
+            crop = images.face_crop(full.image, event.face_rect) if full else None
             if crop is not None:
                 write("_face.jpg", crop)
 
