@@ -12,14 +12,17 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from pathlib import Path
+from collections.abc import Callable
+from typing import TypeVar
 
 # A leftover of a write that died half-way starts so; a cleanup may remove it when old.
 TMP_PREFIX = ".tmp-"
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+T = TypeVar("T")
 
 
 def atomic_write(
-    path: Path,
+    path: str | os.PathLike[str],
     data: bytes | str,
     *,
     fsync: bool,
@@ -32,23 +35,18 @@ def atomic_write(
     itself durable too. `mtime` dates the final file (never the temporary one). On any
     error the temporary file is removed and the error raised; `path` is left as it was.
     """
-    path = Path(path)
+    path = os.fspath(path)
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_name(path)
     try:
-        with _create(tmp) as handle:
-            handle.write(payload)
-            if fsync:
-                handle.flush()
-                os.fsync(handle.fileno())
+        _write_new(tmp, payload, fsync)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
-            tmp.unlink()
+            os.unlink(tmp)
         raise
     if fsync_folder:
-        fsync_dir(path.parent)
+        fsync_dir(os.path.dirname(path) or ".")
     if mtime is not None:
         # Only on the final name: a temporary file dated like an old event would look
         # like a crash's leftover (or the oldest file) to a cleanup running mid-write.
@@ -56,12 +54,13 @@ def atomic_write(
             os.utime(path, (mtime, mtime))
 
 
-def temp_name(path: Path) -> Path:
+def temp_name(path: str | os.PathLike[str]) -> str:
     """A fresh hidden name beside `path`, for a file that is renamed over it when complete."""
-    return path.with_name(f"{TMP_PREFIX}{secrets.token_hex(6)}{path.suffix}")
+    folder, name = os.path.split(os.fspath(path))
+    return os.path.join(folder, f"{TMP_PREFIX}{secrets.token_hex(6)}{os.path.splitext(name)[1]}")
 
 
-def fsync_dir(path: Path) -> None:
+def fsync_dir(path: str | os.PathLike[str]) -> None:
     """Make a file's creation or rename (its name in the folder) survive a power cut too."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -70,10 +69,29 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _create(tmp: Path):
+def make_folder_and_retry(action: Callable[[], T], path: str) -> T:
+    """`action()`, which creates a file at `path`; if its folder is missing, the folder
+    is made and `action` tried once more.
+
+    Cheaper than making sure of the folder before every write (most writes go to a
+    folder that is there), and needed anyway: a cleanup thread may remove an empty folder
+    at any moment between two writes.
+    """
     try:
-        return open(tmp, "xb")
+        return action()
     except FileNotFoundError:
-        # A cleanup thread may remove an empty folder between mkdir and open.
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        return open(tmp, "xb")
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        return action()
+
+
+def _write_new(tmp: str, payload: bytes, fsync: bool) -> None:
+    # os.open/os.write rather than open(): no buffer object, no isatty or seek calls.
+    fd = make_folder_and_retry(lambda: os.open(tmp, _NEW_FILE, 0o666), tmp)
+    try:
+        view = memoryview(payload)
+        while view:
+            view = view[os.write(fd, view) :]
+        if fsync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,9 +1,11 @@
-"""Decoding an untrusted event photo (JPEG or PNG) under a pixel cap, for any plugin.
+"""Checking and decoding an untrusted event photo (JPEG or PNG) under a pixel cap, for any plugin.
 
-Each image is decoded with its format's own Pillow class, so the pixel limit is the
-caller's and per image rather than Pillow's process-wide `Image.MAX_IMAGE_PIXELS` (which
-every plugin shares); a header that promises more pixels than the limit is refused
-before anything is decompressed.
+`check` says whether a photo is whole without decoding it where it can (a JPEG's
+structure is walked by `jpeg.check`); `decode` gives the pixels. Each image is decoded
+with its format's own Pillow class, so the pixel limit is the caller's and per image
+rather than Pillow's process-wide `Image.MAX_IMAGE_PIXELS` (which every plugin shares);
+a header that promises more pixels than the limit is refused before anything is
+decompressed.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 
 from PIL import Image, JpegImagePlugin, PngImagePlugin
 
+from . import jpeg
 from .event import FaceRect
 
 FORMATS = {
@@ -31,6 +34,19 @@ class BadImage(ValueError):
 
 class ImageBomb(BadImage):
     """The image claims more pixels than the limit: a decompression bomb or a mistake."""
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A photo found whole, its pixels not decoded."""
+
+    format: str
+    width: int
+    height: int
+
+    @property
+    def suffix(self) -> str:
+        return FORMATS[self.format][2]
 
 
 @dataclass(frozen=True)
@@ -56,6 +72,36 @@ def format_of(data: bytes) -> str | None:
     return next((n for n, spec in FORMATS.items() if data.startswith(spec[0])), None)
 
 
+def check(data: bytes, max_pixels: int) -> Checked:
+    """`data`'s format and size if it is a whole JPEG or PNG within `max_pixels`; else
+    BadImage / ImageBomb, as `decode` would raise.
+
+    A JPEG's markers are walked (`jpeg.check`): that catches a photo cut short or with
+    broken structure, as a decode does, without decoding it (neither catches garbage
+    inside the compressed data: libjpeg only warns about it). A PNG (rare from boxes)
+    is decoded, which also checks its zlib stream.
+    """
+    name = format_of(data)
+    if name == "JPEG":
+        try:
+            frame = jpeg.check(data, max_pixels)
+        except jpeg.TooLarge as err:
+            raise _bomb(name, err.width, err.height, max_pixels) from None
+        except jpeg.Malformed as err:
+            raise BadImage(f"corrupt JPEG: {err}") from None
+        return Checked(name, frame.width, frame.height)
+    decoded = decode(data, max_pixels)
+    decoded.image.close()
+    return Checked(decoded.format, decoded.image.width, decoded.image.height)
+
+
+def _bomb(name: str, width: int, height: int, max_pixels: int) -> ImageBomb:
+    return ImageBomb(
+        f"{name} of {width}x{height} = {width * height / 1e6:.0f} megapixels "
+        f"is over the limit of {max_pixels / 1e6:g} (decompression bomb?)"
+    )
+
+
 def decode(data: bytes, max_pixels: int, max_side: int | None = None) -> Decoded:
     """Decode `data` (JPEG or PNG) or raise BadImage / ImageBomb.
 
@@ -75,10 +121,7 @@ def decode(data: bytes, max_pixels: int, max_side: int | None = None) -> Decoded
     width, height = image.size
     if width * height > max_pixels:
         image.close()
-        raise ImageBomb(
-            f"{name} of {width}x{height} = {width * height / 1e6:.0f} megapixels "
-            f"is over the limit of {max_pixels / 1e6:g} (decompression bomb?)"
-        )
+        raise _bomb(name, width, height, max_pixels)
     if max_side and name == "JPEG":
         ratio = min(1.0, max_side / max(width, height))
         image.draft("RGB", (math.ceil(width * ratio), math.ceil(height * ratio)))

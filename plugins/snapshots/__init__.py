@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import logging
 import os
 from datetime import datetime, timezone
@@ -27,12 +28,15 @@ from . import images
 from .config import CONFIG_SCHEMA
 from .fonts import FontSource
 from .later import ANNOTATED, Maker, caption_path, caption_record
-from .names import device_folder, display_name, event_stem, inside, safe_component
+from .names import device_folder, display_name, event_stem, inside_text, safe_component
 from .retention import Cleaner, Policy
 from .routes import photo_view
 from .store import atomic_link, atomic_write, newer_than_existing
 
 log = logging.getLogger(__name__)
+
+# What `_photo` gives: pixels when a copy is made with the event, else only checked.
+Photo = images.Decoded | images.Checked
 
 # Conditions an administrator fixes (free space, permissions, a file where the folder
 # should be): the photos wait in the spool and are written once the
@@ -48,6 +52,8 @@ WAIT_ERRNOS = {
 }
 # Free space comes back when the cleanup has run; the others when someone fixes them.
 FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+# A decode side meaning: no pixels, the photo is only checked (imaging.check).
+CHECK_ONLY = 0
 
 
 class SnapshotsPlugin:
@@ -159,6 +165,22 @@ class SnapshotsPlugin:
         ids = {event.device, event.ep_id, event.device_ip}
         return not devices or any(d in ids for d in devices)
 
+    def _photo(self, event: Event, field: str, max_side: int | None) -> Photo | None:
+        """The photo in `field` decoded (see `_decode_side`), or only checked when no copy
+        needs its pixels (CHECK_ONLY); None if there is none or it is refused."""
+        if max_side == CHECK_ONLY:
+            return self._checked(event, field)
+        return self._decoded(event, field, max_side)
+
+    def _checked(self, event: Event, field: str) -> images.Checked | None:
+        data = getattr(event, field)
+        if data is None:
+            return None
+        try:
+            return images.check(data, self.max_pixels)
+        except images.BadImage as err:
+            return self._skipped(event, field, err)
+
     def _decoded(self, event: Event, field: str, max_side: int | None) -> images.Decoded | None:
         data = getattr(event, field)
         if data is None:
@@ -166,12 +188,14 @@ class SnapshotsPlugin:
         try:
             return images.decode(data, self.max_pixels, max_side)
         except images.BadImage as err:
-            # The event's other photos and every other plugin's delivery go on.
-            self.counts["skipped_images"] += 1
-            # /healthz is open to anyone: no event or person here (the log has the event).
-            self.last_skipped = f"{field}: {err}"
-            log.warning("snapshots: event %s: %s skipped: %s", event.short_id, field, err)
-            return None
+            return self._skipped(event, field, err)
+
+    def _skipped(self, event: Event, field: str, err: images.BadImage) -> None:
+        # The event's other photos and every other plugin's delivery go on.
+        self.counts["skipped_images"] += 1
+        # /healthz is open to anyone: no event or person here (the log has the event).
+        self.last_skipped = f"{field}: {err}"
+        log.warning("snapshots: event %s: %s skipped: %s", event.short_id, field, err)
 
     def _save(self, event: Event) -> None:
         root = self.root
@@ -179,11 +203,13 @@ class SnapshotsPlugin:
         local = event.timestamp.astimezone()
         write = _Writer(root, event_stem(event, local), event.timestamp.timestamp(), self.durable)
         if event.completes and event.spot_pic is not None and self.config["save_face"]:
-            _keep_face_crop(root, write.stem)
+            _keep_face_crop(write.base)
         # The scene is the photo of the event; the V6 record sends only the face. Derived
-        # copies need only so many pixels: decoding no more is most of their cost.
-        scene = self._decoded(event, "spot_pic", self.decode_side)
-        face = self._decoded(event, "face_pic", self.decode_side)
+        # copies need only so many pixels: decoding no more is most of their cost, and
+        # with no copy to make now (the default) a photo is only checked.
+        scene = self._photo(event, "spot_pic", self.decode_side)
+        # Beside a scene, the face is only saved as it came: checking it is enough.
+        face = self._photo(event, "face_pic", CHECK_ONLY if scene else self.decode_side)
         main, main_field = (scene, "spot_pic") if scene else (face, "face_pic")
         if event.completes and scene is None:
             # The first copy's main photo stays; a face this copy adds is only `_face`.
@@ -194,14 +220,15 @@ class SnapshotsPlugin:
         if main is not None and original is not None and self.fonts is not None:
             self._save_annotated(event, main, main_field, original, local, write)
         self._save_extras(event, write)
-        for decoded in (scene, face):
-            if decoded is not None:
-                decoded.image.close()
-        self._count(event, write.written)
+        for photo in (scene, face):
+            if isinstance(photo, images.Decoded):
+                photo.image.close()
+        self._count(event, write)
 
-    def _save_main(self, event: Event, main: images.Decoded, field: str, write: _Writer) -> Path:
+    def _save_main(self, event: Event, main: Photo, field: str, write: _Writer) -> str:
         original = write(main.suffix, getattr(event, field))
         if self.config["thumbnail_px"]:
+            assert isinstance(main, images.Decoded)  # decode_side asked for its pixels
             write("_thumb.jpg", images.thumbnail(main.image, self.config["thumbnail_px"]))
         self._update_latest(event, original, main.suffix, write.mtime)
         return original
@@ -209,17 +236,18 @@ class SnapshotsPlugin:
     def _save_face(
         self,
         event: Event,
-        scene: images.Decoded | None,
-        face: images.Decoded | None,
+        scene: Photo | None,
+        face: Photo | None,
         write: _Writer,
     ) -> None:
         if face is not None:
             write("_face" + face.suffix, event.face_pic)
         elif scene is not None and event.face_rect is not None:
-            if _face_file(write.root, write.stem):
+            if _face_file(write.base):
                 return
             # Rare (boxes send their own crop): a cut-out keeps the scene's full detail.
-            full = scene if scene.scale == 1.0 else self._decoded(event, "spot_pic", None)
+            whole = scene if isinstance(scene, images.Decoded) and scene.scale == 1.0 else None
+            full = whole or self._decoded(event, "spot_pic", None)
             crop = images.face_crop(full.image, event.face_rect) if full else None
             if crop is not None:
                 write("_face.jpg", crop)
@@ -227,19 +255,18 @@ class SnapshotsPlugin:
     def _save_annotated(
         self,
         event: Event,
-        main: images.Decoded,
+        main: Photo,
         field: str,
-        original: Path,
+        original: str,
         local: datetime,
         write: _Writer,
     ) -> None:
         assert self.fonts is not None
         text = images.caption(event, local, display_name(event))
         if self.annotate_later:
-            self._annotate_later(
-                write.stem, original, text, event, field, write.mtime, write.written
-            )
+            self._annotate_later(original, text, event, field, write)
         else:
+            assert isinstance(main, images.Decoded)  # decode_side asked for its pixels
             # Last: the caption is drawn on the decoded photo itself, sparing a copy.
             rect = main.rect(event.face_rect) if field == "spot_pic" else None
             write(ANNOTATED, images.annotate(main.image, rect, text, self.fonts))
@@ -249,15 +276,16 @@ class SnapshotsPlugin:
             (self.config["save_registered"], "reg_pic", "_registered"),
             (self.config["save_ir"], "ir_pic", "_ir"),
         ):
-            # Only checked, never drawn on: the smallest decode is enough.
-            extra = self._decoded(event, field, 1) if wanted else None
+            # Only checked, never drawn on.
+            extra = self._checked(event, field) if wanted else None
             if extra is not None:
                 write(suffix + extra.suffix, getattr(event, field))
-                extra.image.close()
 
-    def _count(self, event: Event, written: list[Path]) -> None:
+    def _count(self, event: Event, write: _Writer) -> None:
+        written = write.written
         if self.cleaner is not None:
-            self.cleaner.written(written)
+            # One call (one lock) an event; the caption counts against the bound too.
+            self.cleaner.written(written + write.captions)
         self.counts["events"] += 1
         self.counts["files"] += len(written)
         if written:
@@ -267,78 +295,83 @@ class SnapshotsPlugin:
 
     def _annotate_later(
         self,
-        stem: Path,
-        original: Path,
+        original: str,
         text: tuple[str, str],
         event: Event,
         main_field: str,
-        mtime: float,
-        written: list[Path],
+        write: _Writer,
     ) -> None:
         """The caption beside the photo; the copy itself is made when first asked for."""
-        annotated = inside(self.root, stem.with_name(stem.name + ANNOTATED))
+        annotated = write.base + ANNOTATED
         rect = event.face_rect if main_field == "spot_pic" else None
         target = caption_path(annotated)
-        atomic_write(target, caption_record(original, text, rect), mtime, self.durable)
-        if self.cleaner is not None:
-            self.cleaner.written([target])
+        atomic_write(target, caption_record(original, text, rect), write.mtime, self.durable)
+        write.captions.append(target)
         # A completion's scene replaces the photo: a copy made from the old one goes.
         with contextlib.suppress(FileNotFoundError):
-            annotated.unlink()
+            os.unlink(annotated)
 
-    def _made(self, paths: list[Path]) -> None:
+    def _made(self, paths: list[str | Path]) -> None:
         if self.cleaner is not None:
             self.cleaner.written(paths)
 
-    def _update_latest(self, event: Event, original: Path, suffix: str, mtime: float) -> None:
-        folder = device_folder(event)
-        person = safe_component(event.person_type.value)
-        for name in ("latest", f"latest_{person}"):
-            target = inside(self.root, folder / f"{name}{suffix}")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if newer_than_existing(target, mtime):
-                atomic_link(original, target, mtime, self.durable)
+    def _update_latest(self, event: Event, original: str, suffix: str, mtime: float) -> None:
+        assert self.root is not None
+        for target in _latest_names(self.root, event.device, event.person_type.value):
+            # The link's folder is made only when missing (atomic_link retries).
+            if newer_than_existing(target + suffix, mtime):
+                atomic_link(original, target + suffix, mtime, self.durable)
 
 
-def _face_file(root: Path, stem: Path) -> Path | None:
+@functools.lru_cache(maxsize=64)
+def _latest_names(root: Path, device: str, person_type: str) -> tuple[str, ...]:
+    """`<device>/latest` and `<device>/latest_<person type>`, without a suffix."""
+    folder = device_folder(device)
+    person = safe_component(person_type)
+    return tuple(inside_text(root, f"{folder}/{name}") for name in ("latest", f"latest_{person}"))
+
+
+def _face_file(base: str) -> str | None:
+    """The event's `_face` photo, if there is one (`base`: its files' path, no suffix)."""
     for suffix in (".jpg", ".png"):
-        path = inside(root, stem.with_name(f"{stem.name}_face{suffix}"))
-        if path.exists():
-            return path
+        if os.path.exists(f"{base}_face{suffix}"):
+            return f"{base}_face{suffix}"
     return None
 
 
-def _keep_face_crop(root: Path, stem: Path) -> None:
+def _keep_face_crop(base: str) -> None:
     """A completion brings the scene its first copy lacked: that copy's main photo was
     the box's face crop, so it becomes `_face` before the scene takes the main name."""
-    if _face_file(root, stem) is not None:
+    if _face_file(base) is not None:
         return  # done by an earlier delivery of this completion
     for suffix in (".jpg", ".png"):
-        main = inside(root, stem.with_name(stem.name + suffix))
-        if main.exists():
-            os.replace(main, main.with_name(f"{stem.name}_face{suffix}"))
+        if os.path.exists(base + suffix):
+            os.replace(base + suffix, f"{base}_face{suffix}")
             return
 
 
 def _decode_side(config: dict[str, Any], annotate_later: bool) -> int | None:
     """The longest side the copies made with the event need: None for the photo's own
-    size, 1 for the smallest decode (the photo is only checked)."""
+    size, CHECK_ONLY when no copy is made with the event (the photo is only checked)."""
     annotate_now = config["annotate"] and not annotate_later
     if annotate_now and not config["annotate_max_px"]:
         return None
     wanted = [config["thumbnail_px"], config["annotate_max_px"] if annotate_now else 0]
-    return max(1, *wanted)
+    return max(wanted) or CHECK_ONLY
 
 
 class _Writer:
     """Writes an event's files beside each other under its stem, and lists what it wrote."""
 
-    def __init__(self, root: Path, stem: Path, mtime: float, durable: bool):
-        self.root, self.stem, self.mtime, self.durable = root, stem, mtime, durable
-        self.written: list[Path] = []
+    def __init__(self, root: Path, stem: str, mtime: float, durable: bool):
+        self.mtime, self.durable = mtime, durable
+        # Checked once: the suffixes added to it are the plugin's own.
+        self.base = inside_text(root, stem)
+        self.written: list[str] = []
+        self.captions: list[str] = []
 
-    def __call__(self, suffix: str, data: bytes) -> Path:
-        target = inside(self.root, self.stem.with_name(self.stem.name + suffix))
+    def __call__(self, suffix: str, data: bytes) -> str:
+        target = self.base + suffix
         atomic_write(target, data, self.mtime, self.durable)
         self.written.append(target)
         return target

@@ -1,7 +1,8 @@
 """The derived copies of a saved photo: annotated, thumbnail, face crop.
 
-Decoding the untrusted bytes (under a pixel cap, at a reduced JPEG scale when that is
-enough) is the core's `sophonfog_bridge.imaging`, shared with the other plugins.
+Checking the untrusted bytes (a JPEG's structure, without decoding it) and decoding them
+(under a pixel cap, at a reduced JPEG scale when that is enough) is the core's
+`sophonfog_bridge.imaging`, shared with the other plugins.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from PIL import Image, ImageDraw, ImageFont
 from sophonfog_bridge import Event, FaceRect
 from sophonfog_bridge.imaging import (
     BadImage,
+    Checked,
     Decoded,
     ImageBomb,
+    check,
     decode,
     encode_jpeg,
     rgb,
@@ -25,10 +28,12 @@ from .fonts import FontSource
 
 __all__ = [
     "BadImage",
+    "Checked",
     "Decoded",
     "ImageBomb",
     "annotate",
     "caption",
+    "check",
     "decode",
     "face_crop",
     "thumbnail",

@@ -30,15 +30,16 @@ ANNOTATED = "_annotated.jpg"
 CAPTION = "_annotated.json"
 
 
-def caption_path(annotated: Path) -> Path:
+def caption_path(annotated: str) -> str:
     """The caption file beside the annotated copy it describes."""
-    return annotated.with_name(annotated.name[: -len(ANNOTATED)] + CAPTION)
+    return annotated[: -len(ANNOTATED)] + CAPTION
 
 
-def caption_record(photo: Path, text: tuple[str, str], rect: FaceRect | None) -> bytes:
+def caption_record(photo: str, text: tuple[str, str], rect: FaceRect | None) -> bytes:
     """What the copy needs that the photo does not hold: caption lines and face box."""
     box = None if rect is None else [rect.left, rect.top, rect.right, rect.bottom]
-    return json.dumps({"photo": photo.name, "text": list(text), "rect": box}).encode()
+    name = os.path.basename(photo)
+    return json.dumps({"photo": name, "text": list(text), "rect": box}).encode()
 
 
 class Maker:
@@ -63,7 +64,7 @@ class Maker:
             return False
         try:
             target = inside(self.root, Path(requested))
-            found = json.loads(caption_path(target).read_bytes())
+            found = json.loads(Path(caption_path(str(target))).read_bytes())
             photo = target.with_name(str(found["photo"]))
             if photo.parent != target.parent:
                 return False

@@ -132,43 +132,48 @@ def _remove_empty_folders(root: Path) -> None:
 
 
 class Ledger:
-    """The photos on disk by age and their total size, between two full passes."""
+    """The photos on disk by age and their total size, between two full passes.
+
+    Keyed by the path as text: the plugin hands over the names it wrote as text, and a
+    Path per file would only cost time and memory.
+    """
 
     def __init__(self) -> None:
         self.total = 0
-        self._photos: dict[Path, _Photo] = {}
+        self._photos: dict[str, tuple[int, float]] = {}  # path -> (size, mtime)
         self._order: list[tuple[float, str]] = []  # (mtime, path), oldest first
 
     def reset(self, photos: list[_Photo]) -> None:
-        self._photos = {p.path: p for p in photos}
-        self._order = sorted((p.mtime, str(p.path)) for p in photos)
+        self._photos = {str(p.path): (p.size, p.mtime) for p in photos}
+        self._order = sorted((mtime, path) for path, (_size, mtime) in self._photos.items())
         self.total = sum(p.size for p in photos)
 
-    def add(self, path: Path) -> None:
+    def add(self, path: str | os.PathLike[str]) -> None:
+        name = os.fspath(path)
         try:
-            info = path.lstat()
+            info = os.lstat(name)
         except FileNotFoundError:
             return
-        self._drop(path)  # a photo written again (an event delivered twice) counts once
-        photo = _Photo(path, info.st_size, info.st_mtime)
-        self._photos[path] = photo
-        bisect.insort(self._order, (photo.mtime, str(path)))
-        self.total += photo.size
+        self._drop(name)  # a photo written again (an event delivered twice) counts once
+        self._photos[name] = (info.st_size, info.st_mtime)
+        bisect.insort(self._order, (info.st_mtime, name))
+        self.total += info.st_size
 
     def pop_oldest(self) -> _Photo | None:
         if not self._order:
             return None
-        _mtime, name = self._order.pop(0)
-        photo = self._photos.pop(Path(name))
-        self.total -= photo.size
-        return photo
+        mtime, name = self._order.pop(0)
+        size, _mtime = self._photos.pop(name)
+        self.total -= size
+        return _Photo(Path(name), size, mtime)
 
-    def _drop(self, path: Path) -> None:
-        old = self._photos.pop(path, None)
+    def _drop(self, name: str) -> None:
+        old = self._photos.pop(name, None)
         if old is not None:
-            index = bisect.bisect_left(self._order, (old.mtime, str(path)))
+            size, mtime = old
+            index = bisect.bisect_left(self._order, (mtime, name))
             del self._order[index]
-            self.total -= old.size
+            self.total -= size
 
 
 class Cleaner(threading.Thread):
@@ -202,7 +207,7 @@ class Cleaner(threading.Thread):
             self._wake.wait(self.interval_s)
             self._wake.clear()
 
-    def written(self, paths: list[Path]) -> None:
+    def written(self, paths: list[str] | list[Path]) -> None:
         """Count one event's new photos; past the size bound, remove the oldest now."""
         bound = self.policy.max_total_bytes
         with self._lock:

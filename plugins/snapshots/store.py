@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from pathlib import Path
 
 from sophonfog_bridge import files
 from sophonfog_bridge.files import TMP_PREFIX
@@ -19,34 +18,40 @@ __all__ = ["TMP_PREFIX", "atomic_link", "atomic_write", "newer_than_existing"]
 
 
 def atomic_write(
-    path: Path, data: bytes, mtime: float | None = None, durable: bool = False
+    path: str | os.PathLike[str], data: bytes, mtime: float | None = None, durable: bool = False
 ) -> None:
     files.atomic_write(path, data, fsync=durable, mtime=mtime)
 
 
-def atomic_link(source: Path, path: Path, mtime: float, durable: bool = False) -> None:
+def atomic_link(
+    source: str | os.PathLike[str],
+    path: str | os.PathLike[str],
+    mtime: float,
+    durable: bool = False,
+) -> None:
     """Make `path` the same file as `source` (a hard link, else a copy), atomically."""
     tmp = files.temp_name(path)
     try:
-        os.link(source, tmp)
+        files.make_folder_and_retry(lambda: os.link(source, tmp), tmp)
     except OSError:  # file systems without hard links (some SMB/FAT mounts)
-        atomic_write(path, source.read_bytes(), mtime, durable)
+        with open(source, "rb") as original:
+            atomic_write(path, original.read(), mtime, durable)
         return
     try:
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
-            tmp.unlink()
+            os.unlink(tmp)
         raise
 
 
-def newer_than_existing(path: Path, mtime: float) -> bool:
+def newer_than_existing(path: str | os.PathLike[str], mtime: float) -> bool:
     """True if `path` is missing or shows an older moment than `mtime`.
 
     The mtime of a saved photo is the event's time, so a late history event never
     replaces the photo of a later one.
     """
     try:
-        return path.stat().st_mtime <= mtime
+        return os.stat(path).st_mtime <= mtime
     except FileNotFoundError:
         return True
