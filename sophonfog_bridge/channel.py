@@ -42,10 +42,15 @@ class RemoteError(RuntimeError):
 class Channel:
     """One end of the socket pair: `ask` the other side, answer what it asks."""
 
-    def __init__(self, sock: socket.socket, handler: Handler, name: str, workers: int = 4):
+    def __init__(
+        self, sock: socket.socket, handler: Handler, name: str, workers: int = 4, inline=False
+    ):
         self.sock = sock
         self.name = name
         self._handler = handler
+        # Handlers that never ask back and never take long may run on the reader thread:
+        # one thread handoff less for each request (a door decision to spool).
+        self._inline = inline
         self._send_lock = threading.Lock()
         self._ids = itertools.count(1)
         self._waiting: dict[int, Future] = {}
@@ -100,6 +105,8 @@ class Channel:
                 header, body = self._receive()
                 if "reply" in header:
                     self._settle(header, body)
+                elif self._inline:
+                    self._answer(header, body)
                 else:
                     self._pool.submit(self._answer, header, body)
         except (OSError, ValueError, EOFError) as err:

@@ -146,7 +146,8 @@ class PluginProcess:
         finally:
             theirs.close()
             hear.close()
-        channel = Channel(ours, self._answer, "bridge").start()
+        # What the plugins ask here is quick and asks nothing back: answered as it comes.
+        channel = Channel(ours, self._answer, "bridge", inline=True).start()
         bell = Bell(ring, self.bridge.spool)
         self.bridge.spool.bell = bell.ring
         return proc, channel, bell
