@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sophonfog_bridge import jsoncodec
 from sophonfog_bridge.files import atomic_write
 
 log = logging.getLogger(__name__)
@@ -120,7 +121,7 @@ class Journal:
             ]
 
     def _append(self, entry: dict[str, Any], sync: bool) -> None:
-        line = json.dumps({"t": round(time.time(), 3), **entry}, ensure_ascii=False)
+        line = jsoncodec.dumps({"t": round(time.time(), 3), **entry}).decode()
         with self._lock:
             try:
                 self._handle.write(line + "\n")
