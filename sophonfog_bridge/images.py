@@ -1,7 +1,7 @@
 """Base64 image text as boxes send it -> checked bytes.
 
-The receiver only looks at an image's first bytes and size; the full decode happens
-when a plugin's worker reads the event back from the spool, off the box's 0.5 s clock.
+The receiver checks an image's size and first bytes (`strip`) and decodes it (`decode`)
+before spooling it; a worker decodes only records earlier versions spooled as text.
 """
 
 from __future__ import annotations

@@ -7,9 +7,9 @@ the log at its own pace from its own cursor, so a plugin whose broker is down ho
 nothing but its own position; a segment is deleted once every cursor has passed it.
 
 Record frame: magic, payload length, CRC32 of (seq + payload), seq, then the payload:
-kind, a JSON meta dict and named binary blobs (the images, outside the JSON). An image
-received as base64 is spooled as that text, checked only cheaply, so the box is answered
-without decoding it; the meta says which (`encoded_images`), and the workers decode it.
+kind, a JSON meta dict and named binary blobs (the images, outside the JSON). The
+receiver spools images decoded; records written by earlier versions may hold base64 text
+instead, which the meta says (`encoded_images`) and the workers decode.
 
 A bad frame that is the last thing in the active segment is a write cut short by a crash
 (a torn tail) and is cut off. A bad frame with a good one after it is corruption: it is
