@@ -421,7 +421,9 @@ class Spool:
                 self._rewind()
                 raise SpoolFull("cannot write the spool: short write (disk full?)")
             self._active_size += written
-            self._remember(Record(seq, kind, meta, blobs))
+            if self.bell is None:
+                # Readers here take it from memory; with a bell they are in another process.
+                self._remember(Record(seq, kind, meta, blobs))
             self.last_seq = seq
         with self._appended:
             self._appended.notify_all()
