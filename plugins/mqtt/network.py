@@ -62,7 +62,8 @@ class Link:
         self._stop.set()
         with contextlib.suppress(OSError):
             self._wake_w.send(b"x")
-        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._thread.join(timeout)
 
     # ---- the socket, for a thread holding `io` -----------------------------------------
 
