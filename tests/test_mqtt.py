@@ -302,3 +302,28 @@ def test_box_attributes_stay_far_below_home_assistants_limit():
     assert len(json.dumps({"sub_devices": online})) < 10_000
     assert 0 < len(online) < 256
     assert all(online.values())
+
+
+def test_a_device_named_after_its_first_event_is_announced_again(mosquitto, bridge_factory):
+    """The plugin skips making a device's discovery config again while nothing it is made
+    of changed: a heartbeat that names the device afterwards must still reach HA."""
+    tap = Tap(mosquitto.host, mosquitto.port)
+    bridge = bridge_factory(mqtt_config(mosquitto))
+    dev_slug = "akopkkkkk__192-168-1-101-" + _hash(EP1)
+    topic = f"homeassistant/device/sophonfog_sophonfog_dev_{dev_slug}/config"
+    post_event(bridge, "visitor", seed=1)
+    wait_for(lambda: tap.on(topic), 10, what="the device's first config")
+    assert json.loads(tap.on(topic)[-1].payload)["dev"]["name"] != "Gate 1"
+
+    assert bridge.post("/DeviceStatus", samples.status_payload("AKOPKKKKK", 2)).ok
+    named = wait_for(
+        lambda: [m for m in tap.on(topic) if json.loads(m.payload)["dev"]["name"] == "Gate 1"],
+        10,
+        what="the config with the heartbeat's name",
+    )
+    # Events after it, which carry no name, keep it.
+    post_event(bridge, "visitor", seed=2)
+    wait_for(lambda: len(tap.on(f"sophonfog/{dev_slug}/event")) == 2, 10, what="event two")
+    assert json.loads(tap.on(topic)[-1].payload)["dev"]["name"] == "Gate 1"
+    assert len(tap.on(topic)) == len(named) + 1
+    tap.close()

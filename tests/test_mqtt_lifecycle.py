@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -275,3 +276,65 @@ def test_rediscovery_never_brings_back_an_older_retained_state(mosquitto, bridge
     regressions = [(a, b) for a, b in itertools.pairwise(seen) if b < a]
     assert len(seen) > 40 and regressions == []
     tap.close()
+
+
+class LoggingBroker(Mosquitto):
+    """Mosquitto that logs every packet to `log` (as root it would log as `mosquitto`,
+    which may not enter the test's private temporary folder: `user root`)."""
+
+    anonymous = "true"
+
+    def start(self) -> LoggingBroker:
+        self.log = self.workdir / "mosquitto.log"
+        conf = self.workdir / "logging.conf"
+        conf.write_text(
+            f"user root\nlistener {self.port} 127.0.0.1\nallow_anonymous {self.anonymous}\n"
+            f"log_dest file {self.log}\nlog_type all\n"
+        )
+        self.proc = subprocess.Popen(
+            [shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for(lambda: port_open(self.port), 10, what="mosquitto to listen")
+        return self
+
+    def pings_from(self, client_id: str) -> int:
+        return self.log.read_text().count(f"Received PINGREQ from {client_id}")
+
+    def connects(self) -> int:
+        return self.log.read_text().count("Sending CONNACK")
+
+
+def test_an_idle_bridge_pings_the_broker(bridge_factory, tmp_path: Path):
+    """Nothing to publish for longer than the keep-alive: the plugin's network thread keeps
+    the link alive with PINGREQs (a broker may drop a client after 1.5 keep-alives)."""
+    broker = LoggingBroker(tmp_path).start()
+    try:
+        tap = Tap(broker.host, broker.port, ("sophonfog/status",))
+        bridge = bridge_factory(mqtt_config(broker, keepalive=5))
+        wait_for(lambda: [m for m in tap.on("sophonfog/status") if m.text == "online"], 10)
+        client_id = bridge.health()["plugins"]["mqtt"]["client_id"]
+        wait_for(lambda: broker.pings_from(client_id) >= 1, 15, what="a keep-alive ping")
+        assert [m.text for m in tap.on("sophonfog/status")] == ["online"]
+        tap.close()
+    finally:
+        broker.stop()
+
+
+class RefusingBroker(LoggingBroker):
+    anonymous = "false"  # and no password file: every CONNECT is refused
+
+
+def test_a_refused_connection_is_retried_with_backoff(bridge_factory, tmp_path: Path):
+    broker = RefusingBroker(tmp_path).start()
+    try:
+        started = time.monotonic()
+        bridge = bridge_factory(mqtt_config(broker, reconnect_min_s=1, reconnect_max_s=60))
+        wait_for(lambda: broker.connects() >= 3, 15, what="three attempts")
+        # 1 s, then 2 s between attempts: never a burst of them.
+        assert time.monotonic() - started >= 2.5, f"{broker.connects()} attempts"
+        health = bridge.health()["plugins"]["mqtt"]
+        assert health["connected"] is False and "refused" in health["mqtt_error"]
+    finally:
+        broker.stop()

@@ -37,6 +37,10 @@ class Announcer:
         self.events = 0
         self._slugs: dict[str, str] = {}  # device slug -> device id, for commands
         self._announced: dict[str, str] = {}  # discovery object id -> config on this link
+        # What the configs out on this link were made from, to skip making them again for
+        # every event: device -> (its info, its doors); person id -> name.
+        self._device_inputs: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {}
+        self._person_names: dict[str, str] = {}
         self._retained: dict[str, bytes | str] = {}  # state topics to say again
         self._people_path: Path = bridge.state_dir("mqtt") / "people.json"
         # Only people seen as opted-in non-strangers: a listed id is not known to be a person.
@@ -71,11 +75,16 @@ class Announcer:
     def ensure_device(self, info: dict[str, Any]) -> None:
         """Remember a capture device and make sure HA has its current config (and its box)."""
         with self.lock:
+            device = info["device"]
             self.remember_device(info)
-            box = self.devices[info["device"]].get("box")
+            inputs = (self.devices[device], tuple(self.doors.get(device, ())))
+            if self._device_inputs.get(device) == inputs:
+                return
+            box = inputs[0].get("box")
             if box:
                 self.ensure_box({"box": box}, merge=False)
-            self._announce(*self._capture_config(info["device"]))
+            self._announce(*self._capture_config(device))
+            self._device_inputs[device] = inputs
 
     def ensure_box(self, info: dict[str, Any], merge: bool = True) -> None:
         with self.lock:
@@ -90,10 +99,13 @@ class Announcer:
         person_slug = slug(event.identity_id)
         name = event.identity_name or event.identity_id
         with self.lock:
+            if self._person_names.get(event.identity_id) == name:
+                return person_slug
             if self.people.get(event.identity_id) != name:
                 self.people[event.identity_id] = name
                 self._save_people()
             self._announce(*discovery.person_device(self.ctx, person_slug, event.identity_id, name))
+            self._person_names[event.identity_id] = name
         return person_slug
 
     def opted_in(self, event: Event) -> bool:
@@ -144,6 +156,8 @@ class Announcer:
         """Discovery for everything known, then every retained state, then the bridge state."""
         with self.lock:
             self._announced.clear()
+            self._device_inputs.clear()
+            self._person_names.clear()
             self.refresh_doors()
             self._announce(*discovery.bridge_device(self.ctx))
             for info in list(self.devices.values()):

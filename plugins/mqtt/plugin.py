@@ -18,7 +18,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import voluptuous as vol
@@ -63,7 +62,7 @@ class MqttPlugin:
         # for it, so a late one never replaces the photo of a newer event), and per box the
         # last status (a push of its devices keeps the health another said); both outlive
         # a restart, in the plugin's own state file.
-        self._memory = Memory(Path(os.devnull))
+        self._memory = Memory(None)
 
     # ---- hooks -------------------------------------------------------------------------
 
@@ -214,6 +213,7 @@ class MqttPlugin:
             self._ready.clear()
             # Availability only: the discovery configs stay, so HA keeps the entities.
             self.conn.stop([(self.topics.status, "offline", True)])
+        self._memory.close()
 
     # ---- events ------------------------------------------------------------------------
 

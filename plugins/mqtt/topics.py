@@ -8,6 +8,7 @@ ids never share a topic and the same id always gets the same one.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 
@@ -23,6 +24,8 @@ def short_hash(text: str, length: int = 8) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:length]
 
 
+# Pure, and slugify is not cheap: remembered, since the same few ids come with every event.
+@functools.lru_cache(maxsize=4096)
 def slug(value: str, reserved: frozenset[str] = frozenset()) -> str:
     """A stable, readable, topic-safe slug that no other id can share."""
     text = str(value)
