@@ -57,6 +57,10 @@ CHECK_ONLY = 0
 
 
 class SnapshotsPlugin:
+    # Photos on disk are looked at later: records may wait 0.1 s for others, one wake-up
+    # of the worker for several (see the dispatcher's `gather_s`).
+    gather_s = 0.1
+
     def __init__(self) -> None:
         self.root: Path | None = None
         self.config: dict[str, Any] = {}

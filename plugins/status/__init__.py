@@ -57,6 +57,10 @@ def mqtt_state(plugins: dict[str, Any]) -> dict[str, Any]:
 
 
 class StatusPlugin:
+    # The page polls every few seconds: records may wait 0.1 s for others (the
+    # dispatcher's `gather_s`), one wake-up of the worker for several.
+    gather_s = 0.1
+
     def __init__(self) -> None:
         self.board = Board(30)
         self.config: dict[str, Any] = CONFIG_SCHEMA({})

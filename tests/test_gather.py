@@ -1,0 +1,73 @@
+"""A plugin's `gather_s`: its worker, once caught up, lets records gather before it looks
+again, so one wake-up serves several; a realtime plugin never waits."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+
+from sophonfog_bridge import hookimpl, samples
+from sophonfog_bridge.dispatcher import Dispatcher
+from sophonfog_bridge.host import build_host
+from sophonfog_bridge.spool import Spool
+from sophonfog_bridge.wire import parse_event
+
+from .conftest import wait_for
+
+
+class Timed:
+    def __init__(self, gather_s: float, realtime: bool = False):
+        self.gather_s = gather_s
+        self.realtime = realtime
+        self.seen: list[tuple[float, str]] = []
+        self.lock = threading.Lock()
+
+    @hookimpl
+    def handle_event(self, event):
+        with self.lock:
+            self.seen.append((time.monotonic(), event.identity_id))
+
+
+def bursts(times: list[float], apart_s: float = 0.005) -> int:
+    """Deliveries that follow each other within `apart_s` come from one wake-up."""
+    return 1 + sum(1 for a, b in itertools.pairwise(times) if b - a > apart_s)
+
+
+def run(tmp_path, plugin: Timed, count: int, every_s: float) -> Timed:
+    spool = Spool(tmp_path)
+    dispatcher = Dispatcher(build_host({"timed": plugin}, entry_points=False), spool, None)
+    dispatcher.start()
+    try:
+        for n in range(count):
+            meta, blobs = parse_event(samples.event_payload("v2r2", identity_id=f"p{n}")).to_parts()
+            spool.append("event", meta, blobs)
+            time.sleep(every_s)
+        wait_for(lambda: len(plugin.seen) == count, 10, what="every record delivered")
+    finally:
+        dispatcher.stop()
+        spool.close()
+    return plugin
+
+
+def test_records_gather_and_arrive_whole_and_in_order(tmp_path):
+    plugin = run(tmp_path, Timed(gather_s=0.3), count=30, every_s=0.02)
+    assert [identity for _, identity in plugin.seen] == [f"p{n}" for n in range(30)]
+    # ~0.6 s of records in a few wake-ups (each 0.3 s apart), not one wake-up a record.
+    assert bursts([at for at, _ in plugin.seen]) <= 10, plugin.seen
+
+
+def test_a_realtime_plugin_never_lets_its_records_wait(tmp_path):
+    plugin = Timed(gather_s=5.0, realtime=True)
+    spool = Spool(tmp_path)
+    dispatcher = Dispatcher(build_host({"door": plugin}, entry_points=False), spool, None)
+    dispatcher.start()
+    try:
+        for n in range(3):
+            meta, blobs = parse_event(samples.event_payload("v2r2", identity_id=f"r{n}")).to_parts()
+            spool.append("event", meta, blobs)
+            # Each within a second, where a 5 s gather would hold the second and third.
+            wait_for(lambda n=n: len(plugin.seen) == n + 1, 1.0, what=f"record {n} at once")
+    finally:
+        dispatcher.stop()
+        spool.close()
