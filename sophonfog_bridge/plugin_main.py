@@ -40,13 +40,13 @@ class PluginBridge(Bridge):
 
     def __init__(self, start: dict[str, Any], channel: Channel):
         self.channel = channel
-        self._view = start
+        self._start = start
         specs = start.get("specs") or {}
         super().__init__(start["config"], build_host(specs=specs), start["source"])
         self.pid = int(start["pid"])
 
     def _open_spool(self) -> SpoolView:
-        start = self._view
+        start = self._start
         missing = start.get("missing")
         return SpoolView(
             self.data_dir,

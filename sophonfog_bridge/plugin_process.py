@@ -166,8 +166,13 @@ class PluginProcess:
             "pid": os.getpid(),
             "last_seq": spool.last_seq,
             "boot_seq": boot_seq,
-            "missing": list(spool._missing) if spool._missing else None,
+            "missing": list(spool.missing) if spool.missing else None,
         }
+
+    @property
+    def pid(self) -> int | None:
+        proc = self._proc
+        return proc.pid if proc is not None else None
 
     def stop(self) -> None:
         self._stopping.set()
@@ -245,7 +250,7 @@ class CoreBridge(Bridge):
             "bridge %s %s started; plugins in process %s: %s",
             self.bridge_id,
             self.version,
-            self.plugins._proc.pid if self.plugins._proc else "?",
+            self.plugins.pid or "?",
             ", ".join(self.plugins.workers) or "none",
         )
 

@@ -549,6 +549,11 @@ class Spool:
         if lost and callback is not None:
             callback(lost)
 
+    @property
+    def missing(self) -> tuple[int, int] | None:
+        """The seqs lost before this start (a cursor had passed them), if any."""
+        return self._missing
+
     def missing_through(self, seq: int) -> int | None:
         """The last seq of a known gap holding `seq` (records lost before a restart)."""
         gap = self._missing
