@@ -16,7 +16,8 @@ LABELS = {
     "bridge": "bridge, all plugins on",
 }
 
-KEPT_SECTION = "## Websocket vs HTTP"
+# This heading and everything after it (written by hand and by box_ws.py) survive a run.
+KEPT_SECTION = "## What changed, round by round"
 
 
 def machine() -> str:
