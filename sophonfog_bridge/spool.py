@@ -665,6 +665,12 @@ class Spool:
                 _, old = self._recent.popitem(last=False)
                 self._recent_bytes -= old.size
 
+    def _close_segment(self) -> None:
+        """The writers' lock is held: sync (with fsync) and close the segment written to."""
+        if self.fsync:
+            self._sync_locked()
+        os.close(self._fd)
+
     def close(self) -> None:
         with self._lock:
             if self.closed:
@@ -672,9 +678,7 @@ class Spool:
             self.closed = True
             with self._appended:
                 self._appended.notify_all()
-            if self.fsync:
-                self._sync_locked()
-            os.close(self._fd)
+            self._close_segment()
         for cursor in self.cursors.values():
             cursor.close()
         if self._folder_lock is not None:

@@ -70,15 +70,8 @@ class SpoolView(Spool):
             while len(self._recent) > READ_CACHE_RECORDS:
                 self._recent.popitem(last=False)
 
-    def close(self) -> None:
-        with self._lock:
-            if self.closed:
-                return
-            self.closed = True
-            with self._appended:
-                self._appended.notify_all()
-        for cursor in self.cursors.values():
-            cursor.close()
+    def _close_segment(self) -> None:
+        pass  # nothing open for writing here
 
 
 class Bell:

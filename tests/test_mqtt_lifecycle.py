@@ -87,6 +87,17 @@ def test_restart_kill_rediscovery_and_retained_commands(mosquitto, bridge_factor
     tap.close()
 
 
+def _run(broker, conf):
+    """Start Mosquitto with `conf` for a broker of ours; wait until it listens."""
+    broker.proc = subprocess.Popen(
+        [shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(conf)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for(lambda: port_open(broker.port), 10, what="mosquitto to listen")
+    return broker
+
+
 class PersistentBroker(Mosquitto):
     """Mosquitto on a fixed port that keeps sessions across its own restart."""
 
@@ -98,13 +109,7 @@ class PersistentBroker(Mosquitto):
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
             f"persistence true\npersistence_location {store}/\n"
         )
-        self.proc = subprocess.Popen(
-            [shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(conf)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for(lambda: port_open(self.port), 10, what="mosquitto to listen")
-        return self
+        return _run(self, conf)
 
 
 class SessionTap:
@@ -291,13 +296,7 @@ class LoggingBroker(Mosquitto):
             f"user root\nlistener {self.port} 127.0.0.1\nallow_anonymous {self.anonymous}\n"
             f"log_dest file {self.log}\nlog_type all\n"
         )
-        self.proc = subprocess.Popen(
-            [shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(conf)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for(lambda: port_open(self.port), 10, what="mosquitto to listen")
-        return self
+        return _run(self, conf)
 
     def pings_from(self, client_id: str) -> int:
         return self.log.read_text().count(f"Received PINGREQ from {client_id}")
