@@ -117,6 +117,17 @@ class ReceiverActivity:
             self._idle.wait_for(lambda: self._in_flight == 0, timeout)
 
 
+class NoWorkers(ReceiverActivity):
+    """Where no plugin worker runs beside the receiver (they are in the plugin process):
+    nobody waits for the receiver to be idle, so a request counts nothing."""
+
+    def begin(self) -> None:
+        pass
+
+    def end(self) -> None:
+        pass
+
+
 class ModelCache:
     """Records decoded once for every worker: the models are immutable, so they share them."""
 

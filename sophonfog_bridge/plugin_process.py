@@ -26,6 +26,7 @@ import bottle
 from .bridge import Bridge
 from .channel import Channel, ChannelClosed, RemoteError
 from .config import ConfigError
+from .dispatcher import NoWorkers
 from .event import MODELS
 from .host import PluginHost
 from .spool import decode
@@ -238,6 +239,7 @@ class CoreBridge(Bridge):
         self.raw_config = config
         self.source = source
         super().__init__(config, PluginHost(), source)
+        self.activity = NoWorkers()
         self.plugins = PluginProcess(self, specs or {}, log_level)
 
     def _validate_plugins(self, source: str) -> dict[str, dict[str, Any]]:
