@@ -9,9 +9,9 @@ reported as unconfirmed (it may have opened), never as shut.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
+from concurrent.futures import Future
 from datetime import datetime, timezone
 from typing import Any
 
@@ -138,9 +138,6 @@ class DoorRelayPlugin:
             return
         live = delivery.accepted_this_run and delivery.attempt == 1
         now, mono = datetime.now(timezone.utc), time.monotonic()
-        # A queued job needs the event's facts, not its photos: a burst behind a slow
-        # relay would otherwise hold every image in memory.
-        slim = dataclasses.replace(event, reg_pic=None, spot_pic=None, face_pic=None, raw={})
         for door in doors:
             verdict = rules.decide(
                 event, door.cfg, door.state_for(event), live=live, now=now, mono=mono
@@ -153,7 +150,7 @@ class DoorRelayPlugin:
                 event, door.name, verdict.decision, verdict.reason, verdict.rule
             )
             pulse = Pulse(door.name, door.cfg["pulse_s"], "event", event.event_id)
-            door.submit(Job(decision, pulse if verdict.opens else None, slim, claim))
+            door.submit(Job.for_event(decision, pulse if verdict.opens else None, event, claim))
 
     def _claim(
         self, event: Event, door: Door, mono: float
@@ -210,7 +207,8 @@ class DoorRelayPlugin:
             source="remote",
         )
         pulse = Pulse(target.name, target.cfg["pulse_s"], "remote")
-        done = target.submit(Job(decision, pulse if verdict.opens else None, claim=claim))
+        done: Future[DoorDecision] = Future()
+        target.submit(Job(decision, pulse if verdict.opens else None, claim=claim, done=done))
         # An MQTT relay acknowledges through the same client that may be calling us:
         # waiting for it here could only stall both.
         if target.cfg["backend"]["type"] == "mqtt":

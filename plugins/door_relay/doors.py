@@ -42,15 +42,28 @@ class Claim:
     state: str = "pending"  # pending | opened | unconfirmed (a failed one is dropped)
 
 
-@dataclass
+@dataclass(slots=True)
 class Job:
+    """A decision waiting for the door's thread.
+
+    It keeps what its turn needs, not the event: a burst behind a slow relay queues
+    thousands of jobs, while their events wait in the spool on disk.
+    """
+
     decision: DoorDecision
     pulse: Pulse | None = None
-    event: Event | None = None
+    seen_at: datetime | None = None  # the box's timestamp: freshness is re-checked from it
+    received_at: datetime | None = None
     claim: Claim | None = None
-    done: Future = field(default_factory=Future)
+    done: Future | None = None  # only a remote command waits for its decision
     queued_mono: float = field(default_factory=time.monotonic)
     journal_key: str | None = None  # set once the intent is in the journal
+
+    @classmethod
+    def for_event(
+        cls, decision: DoorDecision, pulse: Pulse | None, event: Event, claim: Claim | None
+    ) -> Job:
+        return cls(decision, pulse, event.timestamp, event.received_at, claim)
 
 
 class Door:
@@ -116,9 +129,8 @@ class Door:
             return rules.DoorState(already_claimed=seen)
         return rules.DoorState(last.mono, last.state, seen)
 
-    def submit(self, job: Job) -> Future:
+    def submit(self, job: Job) -> None:
         self._jobs.put(job)
-        return job.done
 
     # ---- acting (door's thread) --------------------------------------------------------
 
@@ -152,7 +164,8 @@ class Door:
                 self.settle(job.claim, "unconfirmed" if job.journal_key else "failed")
             if self._report(decision) and job.journal_key is not None:
                 self.journal.announced(job.journal_key, self.name)
-            job.done.set_result(decision)
+            if job.done is not None:
+                job.done.set_result(decision)
 
     def _act(self, job: Job) -> DoorDecision:
         """Pulse if still in time; the claim on the cooldown is settled by what happened."""
@@ -175,18 +188,18 @@ class Door:
             self.settle(job.claim, "failed")
             return _replace(job.decision, DecisionResult.ERROR, "journal", str(err))
         job.journal_key = key
-        if job.event is not None:
+        if job.received_at is not None:
             log.debug(
                 "door %s: pulsing %.1f ms after the event was received",
                 self.name,
-                (datetime.now(timezone.utc) - job.event.received_at).total_seconds() * 1000,
+                (datetime.now(timezone.utc) - job.received_at).total_seconds() * 1000,
             )
         return self._pulse(job, key)
 
     def _too_late(self, job: Job) -> rules.Verdict | None:
         """A relay busy for long must not open for the past: re-checked at the job's turn."""
-        if job.event is not None:
-            return rules.still_fresh(job.event, self.cfg, datetime.now(timezone.utc))
+        if job.seen_at is not None:
+            return rules.still_fresh(job.seen_at, self.cfg, datetime.now(timezone.utc))
         late = rules.remote_too_late(time.monotonic() - job.queued_mono, self.cfg)
         if late is None:
             return None

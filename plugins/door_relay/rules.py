@@ -133,9 +133,12 @@ def remote_too_late(waited: float, door: Mapping[str, Any]) -> Verdict | None:
     return None
 
 
-def still_fresh(event: Event, door: Mapping[str, Any], now: datetime) -> Verdict | None:
-    """Re-checked just before the pulse: a relay busy for long must not open for the past."""
-    age = event.age_s(now)
+def still_fresh(seen_at: datetime, door: Mapping[str, Any], now: datetime) -> Verdict | None:
+    """Re-checked just before the pulse: a relay busy for long must not open for the past.
+
+    `seen_at` is the event's timestamp, as the box gave it.
+    """
+    age = (now - seen_at).total_seconds()
     if age > door["max_age_s"]:
         return _deny(
             "stale",
