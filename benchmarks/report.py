@@ -127,9 +127,9 @@ waits for the write into the page cache, which survives a crash of the bridge).
   that event id; POST → relay matches the n-th relay request to the n-th event.
 - **Isolation**: the same steady load with Mosquitto stopped, and with a bridge that also
   runs a plugin sleeping 1 s per event (`benchmarks/sleepy.py`).
-- **Memory**: VmRSS/VmHWM of the bridge process; the backlog figure is RSS before and
-  after {plan.backlog_events} events posted while the broker is down (they wait in the
-  spool on disk for the MQTT plugin), then the time MQTT takes to catch up.
+- **Memory**: VmRSS/VmHWM of the bridge's processes, summed; the backlog figure is RSS
+  before and 1 s after {plan.backlog_events} events posted while the broker is down
+  (they wait in the spool on disk for the MQTT plugin), then the time MQTT takes to catch up.
 
 The benchmark is not part of the test suite; `tests/test_hostile_benchmark_smoke.py`
 runs it in a tiny mode (`--smoke`) so the harness keeps working.
