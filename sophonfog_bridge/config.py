@@ -91,6 +91,7 @@ def _can_split() -> bool:
     """Two processes talk over Unix socket pairs: POSIX systems only."""
     return hasattr(socket, "AF_UNIX") and hasattr(socket, "socketpair")
 
+
 BOX_SCHEMA = vol.Schema(
     {
         vol.Required("host"): Host,

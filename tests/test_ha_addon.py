@@ -456,7 +456,9 @@ def test_run_sh_starts_the_bridge_from_options_json(built_addon, tmp_path, mosqu
         payload = samples.event_payload(identity_name="Add-on Test")
         assert requests.post(url + "/RealTimeEvent", json=payload, timeout=5).status_code == 401
         answer = requests.post(
-            url + "/RealTimeEvent", json=payload, headers={"X-Sophonfog-Token": "run-sh-token"},
+            url + "/RealTimeEvent",
+            json=payload,
+            headers={"X-Sophonfog-Token": "run-sh-token"},
             timeout=5,
         )
         assert answer.status_code == 200 and answer.json()["status"] == 0, answer.text
@@ -489,7 +491,10 @@ def test_release_workflow_gives_the_builder_actions_their_required_inputs():
         "prepare-multi-arch-matrix": {"architectures", "image-name"},
         "build-image": {"arch", "container-registry-password", "image", "image-tags", "version"},
         "publish-multi-arch-manifest": {
-            "architectures", "container-registry-password", "image-name", "image-tags"
+            "architectures",
+            "container-registry-password",
+            "image-name",
+            "image-tags",
         },
     }
     used = {}

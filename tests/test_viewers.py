@@ -73,9 +73,7 @@ def test_a_viewer_list_without_loopback_shuts_loopback_out(bridge_factory, tmp_p
 
 
 def test_a_token_opens_the_pages_to_any_address_that_has_it(bridge_factory, tmp_path):
-    bridge = viewer_bridge(
-        bridge_factory, tmp_path, token=TOKEN, trusted_proxies=["127.0.0.1/32"]
-    )
+    bridge = viewer_bridge(bridge_factory, tmp_path, token=TOKEN, trusted_proxies=["127.0.0.1/32"])
     public = {"X-Forwarded-For": "203.0.113.9"}
     assert status_codes(bridge, public)["/"] == 401
     with_token = {**public, "Authorization": f"Bearer {TOKEN}"}
