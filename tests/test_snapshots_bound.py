@@ -18,15 +18,23 @@ EVENTS = 40
 
 
 def disk_bytes(root: Path) -> int:
-    """What the photos take on disk: every file once, hard links (`latest*`) once."""
+    """What the photos take on disk: every file once, hard links (`latest*`) once.
+
+    A file counts if it is there when looked at, so the `latest` links are looked at
+    first: what they hold is the newest photo, which the photos looked at after may
+    only have gained company. (The other way round, the folder of a burst's photos could
+    be read before the cleanup made room, and the links after the next photo was
+    written: two moments summed, more than ever was on disk.)
+    """
+    names = [os.path.join(folder, name) for folder, _d, files in os.walk(root) for name in files]
+    names.sort(key=lambda path: not os.path.basename(path).startswith("latest"))
     seen: dict[tuple[int, int], int] = {}
-    for folder, _dirs, files in os.walk(root):
-        for name in files:
-            try:
-                info = os.lstat(os.path.join(folder, name))
-            except FileNotFoundError:  # removed while we looked
-                continue
-            seen[(info.st_dev, info.st_ino)] = info.st_size
+    for path in names:
+        try:
+            info = os.lstat(path)
+        except FileNotFoundError:  # removed while we looked
+            continue
+        seen[(info.st_dev, info.st_ino)] = info.st_size
     return sum(seen.values())
 
 
@@ -105,3 +113,33 @@ def test_a_photo_written_twice_counts_once(tmp_path):
     assert not photos[0].exists(), "the oldest goes once the bound is passed"
     assert photos[1].exists() and photos[2].exists()
     assert cleaner.ledger.total == 20_000 and cleaner.stats.removed == 1
+
+
+def _same_second_event(day: Path, n: int) -> list[Path]:
+    """An event's photo and face crop, dated (like every event here) to the same second."""
+    files = []
+    for suffix in (".jpg", "_face.jpg"):
+        photo = day / f"120000_employee_Burst_{n}_{n:08x}{suffix}"
+        photo.write_bytes(b"\xff" * 10_000)
+        os.utime(photo, (1_000, 1_000))
+        files.append(photo)
+    return files
+
+
+def test_within_one_second_the_first_written_goes_first(tmp_path):
+    """A burst at a gate stamps many events with the same second: the oldest is the one
+    written first, not the one whose name sorts first ("Burst_10" before "Burst_9")."""
+    day = tmp_path / "2024-05-01" / "cam"
+    day.mkdir(parents=True)
+    cleaner = Cleaner(tmp_path, Policy(retention_days=0, max_total_bytes=40_000), 3600)
+    events = [_same_second_event(day, n) for n in (8, 9, 10)]
+    for files in events:
+        cleaner.written(files)
+    assert [f.exists() for files in events for f in files] == [False] * 2 + [True] * 4
+    # A pass, which reads the folder instead, keeps the same two.
+    cleaner.ledger.reset([])
+    cleaner.run_once()
+    assert [f.exists() for files in events for f in files] == [False] * 2 + [True] * 4
+    events.append(_same_second_event(day, 11))
+    cleaner.written(events[-1])
+    assert [f.exists() for files in events for f in files] == [False] * 4 + [True] * 4

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import itertools
 import logging
 import os
 import re
@@ -52,6 +53,9 @@ class _Photo:
     path: Path
     size: int
     mtime: float
+    # Boxes stamp whole seconds, so a burst's events share an mtime: the inode's change
+    # time (set by the write's utime) tells which of them was written first.
+    changed_ns: int = 0
 
 
 def _photos(root: Path) -> list[_Photo]:
@@ -70,7 +74,7 @@ def _photos(root: Path) -> list[_Photo]:
                     info = path.lstat()
                 except FileNotFoundError:
                     continue
-                found.append(_Photo(path, info.st_size, info.st_mtime))
+                found.append(_Photo(path, info.st_size, info.st_mtime, info.st_ctime_ns))
     return found
 
 
@@ -85,7 +89,7 @@ def _pass(root: Path, policy: Policy, now: float | None = None) -> tuple[int, in
     if not root.is_dir():
         return 0, 0, []
     now = time.time() if now is None else now
-    photos = sorted(_photos(root), key=lambda p: p.mtime)
+    photos = sorted(_photos(root), key=lambda p: (p.mtime, p.changed_ns))
     cutoff = now - policy.retention_days * 86400 if policy.retention_days else None
     keep, drop = [], []
     for photo in photos:
@@ -140,12 +144,18 @@ class Ledger:
 
     def __init__(self) -> None:
         self.total = 0
-        self._photos: dict[str, tuple[int, float]] = {}  # path -> (size, mtime)
-        self._order: list[tuple[float, str]] = []  # (mtime, path), oldest first
+        self._photos: dict[str, tuple[int, float, int]] = {}  # path -> (size, mtime, added)
+        # (mtime, added, path), oldest first. Within one second (a burst's events share it)
+        # the one added first goes first, never the one whose name sorts first: that could
+        # be the newest event's photo, which the `latest` links also hold, so removing it
+        # would free nothing and lose the photo a user looks for first.
+        self._order: list[tuple[float, int, str]] = []
+        self._added = itertools.count()
 
     def reset(self, photos: list[_Photo]) -> None:
-        self._photos = {str(p.path): (p.size, p.mtime) for p in photos}
-        self._order = sorted((mtime, path) for path, (_size, mtime) in self._photos.items())
+        """The photos a full pass kept, oldest first."""
+        self._photos = {str(p.path): (p.size, p.mtime, next(self._added)) for p in photos}
+        self._order = sorted((m, added, path) for path, (_s, m, added) in self._photos.items())
         self.total = sum(p.size for p in photos)
 
     def add(self, path: str | os.PathLike[str]) -> None:
@@ -155,23 +165,24 @@ class Ledger:
         except FileNotFoundError:
             return
         self._drop(name)  # a photo written again (an event delivered twice) counts once
-        self._photos[name] = (info.st_size, info.st_mtime)
-        bisect.insort(self._order, (info.st_mtime, name))
+        added = next(self._added)
+        self._photos[name] = (info.st_size, info.st_mtime, added)
+        bisect.insort(self._order, (info.st_mtime, added, name))
         self.total += info.st_size
 
     def pop_oldest(self) -> _Photo | None:
         if not self._order:
             return None
-        mtime, name = self._order.pop(0)
-        size, _mtime = self._photos.pop(name)
+        mtime, _added, name = self._order.pop(0)
+        size, _mtime, _added = self._photos.pop(name)
         self.total -= size
         return _Photo(Path(name), size, mtime)
 
     def _drop(self, name: str) -> None:
         old = self._photos.pop(name, None)
         if old is not None:
-            size, mtime = old
-            index = bisect.bisect_left(self._order, (mtime, name))
+            size, mtime, added = old
+            index = bisect.bisect_left(self._order, (mtime, added, name))
             del self._order[index]
             self.total -= size
 
