@@ -5,6 +5,9 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -135,6 +138,38 @@ def test_cursor_keeps_the_newest_valid_slot(tmp_path):
     data[newest] ^= 0xFF
     path.write_bytes(bytes(data))
     assert Cursor(path, 0).value == 6
+
+
+def test_a_commit_is_seen_at_once_and_outlives_a_kill_9(tmp_path):
+    path = tmp_path / "plugin.cur"
+    cursor = Cursor(path, 0)
+    cursor.commit(41)
+    assert Cursor.peek(path) == 41  # the bridge process reads the plugin process's cursors
+    cursor.close()
+    script = (
+        "import os, signal, sys\n"
+        "from pathlib import Path\n"
+        "from sophonfog_bridge.spool import Cursor\n"
+        "cursor = Cursor(Path(sys.argv[1]), 0)\n"
+        "cursor.commit(42)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    killed = subprocess.run([sys.executable, "-c", script, str(path)], timeout=30)
+    assert killed.returncode == -signal.SIGKILL
+    assert Cursor.peek(path) == 42 and Cursor(path, 0).value == 42
+
+
+def test_a_cursor_file_cut_short_reads_as_what_it_holds(tmp_path):
+    path = tmp_path / "plugin.cur"
+    cursor = Cursor(path, 0)
+    cursor.commit(7)  # slot 0 (the first commit, of the default, went to slot 1)
+    cursor.close()
+    path.write_bytes(path.read_bytes()[:12])  # an older, shorter file: slot 0 only
+    again = Cursor(path, 0)
+    assert again.value == 7
+    again.commit(8)
+    again.close()
+    assert Cursor(path, 0).value == 8
 
 
 def test_reader_waits_for_new_records(tmp_path):
