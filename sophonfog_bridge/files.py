@@ -10,6 +10,7 @@ Offered to plugins too: `from sophonfog_bridge.files import atomic_write`.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import secrets
 from collections.abc import Callable
@@ -19,6 +20,20 @@ from typing import TypeVar
 TMP_PREFIX = ".tmp-"
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 T = TypeVar("T")
+
+# Temporary names are this process's random token and a count: drawing randomness for
+# every file written was a system call each (snapshots writes several an event).
+_token = secrets.token_hex(5)
+_count = itertools.count()
+
+
+def _fresh_token() -> None:
+    global _token, _count
+    _token, _count = secrets.token_hex(5), itertools.count()
+
+
+# A forked child must not count from the parent's place under the parent's token.
+os.register_at_fork(after_in_child=_fresh_token)
 
 
 def atomic_write(
@@ -57,7 +72,8 @@ def atomic_write(
 def temp_name(path: str | os.PathLike[str]) -> str:
     """A fresh hidden name beside `path`, for a file that is renamed over it when complete."""
     folder, name = os.path.split(os.fspath(path))
-    return os.path.join(folder, f"{TMP_PREFIX}{secrets.token_hex(6)}{os.path.splitext(name)[1]}")
+    unique = f"{_token}{next(_count):x}"
+    return os.path.join(folder, f"{TMP_PREFIX}{unique}{os.path.splitext(name)[1]}")
 
 
 def fsync_dir(path: str | os.PathLike[str]) -> None:

@@ -311,9 +311,11 @@ class SnapshotsPlugin:
         target = caption_path(annotated)
         atomic_write(target, caption_record(original, text, rect), write.mtime, self.durable)
         write.captions.append(target)
-        # A completion's scene replaces the photo: a copy made from the old one goes.
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(annotated)
+        if event.completes:
+            # A completion's scene replaces the photo: a copy made from the old one goes.
+            # (Any other event's photo is the one a copy was made from, if one was.)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(annotated)
 
     def _made(self, paths: list[str | Path]) -> None:
         if self.cleaner is not None:
