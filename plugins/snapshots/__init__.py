@@ -31,7 +31,7 @@ from .later import ANNOTATED, Maker, caption_path, caption_record
 from .names import device_folder, display_name, event_stem, inside_text, safe_component
 from .retention import Cleaner, Policy
 from .routes import photo_view
-from .store import atomic_link, atomic_write, newer_than_existing
+from .store import atomic_link, atomic_write, shown_moment
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,8 @@ class SnapshotsPlugin:
         self.last_saved: str | None = None
         self.last_skipped: str | None = None
         self.maker: Maker | None = None
+        # Each `latest` link's moment, looked at on disk once: only this worker moves them.
+        self._latest: dict[str, float] = {}
 
     # ---- hooks -------------------------------------------------------------------------
 
@@ -324,9 +326,16 @@ class SnapshotsPlugin:
     def _update_latest(self, event: Event, original: str, suffix: str, mtime: float) -> None:
         assert self.root is not None
         for target in _latest_names(self.root, event.device, event.person_type.value):
-            # The link's folder is made only when missing (atomic_link retries).
-            if newer_than_existing(target + suffix, mtime):
-                atomic_link(original, target + suffix, mtime, self.durable)
+            link = target + suffix
+            shown = self._latest.get(link)
+            if shown is None:
+                shown = shown_moment(link)
+            # A late history event never replaces the photo of a later one. The link's
+            # folder is made only when missing (atomic_link retries).
+            if shown <= mtime:
+                atomic_link(original, link, mtime, self.durable)
+                shown = mtime
+            self._latest[link] = shown
 
 
 @functools.lru_cache(maxsize=64)

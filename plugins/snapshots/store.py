@@ -14,7 +14,7 @@ import os
 from sophonfog_bridge import files
 from sophonfog_bridge.files import TMP_PREFIX
 
-__all__ = ["TMP_PREFIX", "atomic_link", "atomic_write", "newer_than_existing"]
+__all__ = ["TMP_PREFIX", "atomic_link", "atomic_write", "shown_moment"]
 
 
 def atomic_write(
@@ -45,13 +45,9 @@ def atomic_link(
         raise
 
 
-def newer_than_existing(path: str | os.PathLike[str], mtime: float) -> bool:
-    """True if `path` is missing or shows an older moment than `mtime`.
-
-    The mtime of a saved photo is the event's time, so a late history event never
-    replaces the photo of a later one.
-    """
+def shown_moment(path: str | os.PathLike[str]) -> float:
+    """The moment `path` shows (its mtime: a saved photo's is its event's), or -inf if missing."""
     try:
-        return os.stat(path).st_mtime <= mtime
+        return os.stat(path).st_mtime
     except FileNotFoundError:
-        return True
+        return float("-inf")
