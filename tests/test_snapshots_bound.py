@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 
 from sophonfog_bridge.plugins.snapshots.retention import Cleaner, Policy
@@ -115,13 +116,13 @@ def test_a_photo_written_twice_counts_once(tmp_path):
     assert cleaner.ledger.total == 20_000 and cleaner.stats.removed == 1
 
 
-def _same_second_event(day: Path, n: int) -> list[Path]:
+def _same_second_event(day: Path, n: int, moment: float = 1_000) -> list[Path]:
     """An event's photo and face crop, dated (like every event here) to the same second."""
     files = []
     for suffix in (".jpg", "_face.jpg"):
         photo = day / f"120000_employee_Burst_{n}_{n:08x}{suffix}"
         photo.write_bytes(b"\xff" * 10_000)
-        os.utime(photo, (1_000, 1_000))
+        os.utime(photo, (moment, moment))
         files.append(photo)
     return files
 
@@ -143,3 +144,16 @@ def test_within_one_second_the_first_written_goes_first(tmp_path):
     events.append(_same_second_event(day, 11))
     cleaner.written(events[-1])
     assert [f.exists() for files in events for f in files] == [False] * 4 + [True] * 4
+
+
+def test_without_a_size_bound_only_the_total_is_kept(tmp_path):
+    day = tmp_path / "2024-05-01" / "cam"
+    day.mkdir(parents=True)
+    cleaner = Cleaner(tmp_path, Policy(retention_days=30, max_total_bytes=0), 3600)
+    for n in range(50):
+        cleaner.written(_same_second_event(day, n, time.time()))
+    assert len(cleaner.ledger) == 0, "no entry per photo: nothing is removed between passes"
+    assert cleaner.stats.total_bytes == 50 * 2 * 10_000
+    cleaner.run_once()
+    assert len(cleaner.ledger) == 0 and cleaner.stats.total_bytes == 50 * 2 * 10_000
+    assert all(f.exists() for n in range(50) for f in day.glob(f"*_Burst_{n}_*"))

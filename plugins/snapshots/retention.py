@@ -142,8 +142,11 @@ class Ledger:
     Path per file would only cost time and memory.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, track: bool = True) -> None:
         self.total = 0
+        # Without a size bound nothing is ever removed between passes: only the total is
+        # kept, not an entry per photo (at 30 days of a busy entrance, ~150,000 of them).
+        self.track = track
         self._photos: dict[str, tuple[int, float, int]] = {}  # path -> (size, mtime, added)
         # (mtime, added, path), oldest first. Within one second (a burst's events share it)
         # the one added first goes first, never the one whose name sorts first: that could
@@ -152,17 +155,25 @@ class Ledger:
         self._order: list[tuple[float, int, str]] = []
         self._added = itertools.count()
 
+    def __len__(self) -> int:
+        return len(self._photos)
+
     def reset(self, photos: list[_Photo]) -> None:
         """The photos a full pass kept, oldest first."""
+        self.total = sum(p.size for p in photos)
+        if not self.track:
+            return
         self._photos = {str(p.path): (p.size, p.mtime, next(self._added)) for p in photos}
         self._order = sorted((m, added, path) for path, (_s, m, added) in self._photos.items())
-        self.total = sum(p.size for p in photos)
 
     def add(self, path: str | os.PathLike[str]) -> None:
         name = os.fspath(path)
         try:
             info = os.lstat(name)
         except FileNotFoundError:
+            return
+        if not self.track:
+            self.total += info.st_size  # a photo written again counts twice until a pass
             return
         self._drop(name)  # a photo written again (an event delivered twice) counts once
         added = next(self._added)
@@ -198,7 +209,7 @@ class Cleaner(threading.Thread):
         self.policy = policy
         self.interval_s = interval_s
         self.stats = CleanupStats()
-        self.ledger = Ledger()
+        self.ledger = Ledger(track=bool(policy.max_total_bytes))
         # The pass and `written` (the delivery thread) never interleave: the ledger
         # reset by a pass would otherwise forget a photo written during its walk.
         self._lock = threading.Lock()
