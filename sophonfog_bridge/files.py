@@ -33,7 +33,8 @@ def _fresh_token() -> None:
 
 
 # A forked child must not count from the parent's place under the parent's token.
-os.register_at_fork(after_in_child=_fresh_token)
+if hasattr(os, "register_at_fork"):  # POSIX only; Windows never forks
+    os.register_at_fork(after_in_child=_fresh_token)
 
 
 def atomic_write(
