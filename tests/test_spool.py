@@ -17,6 +17,7 @@ from sophonfog_bridge import hookimpl
 from sophonfog_bridge.dispatcher import Dispatcher
 from sophonfog_bridge.host import build_host
 from sophonfog_bridge.spool import HEADER, Cursor, Spool, SpoolFull, SpoolLocked
+from sophonfog_bridge.spoolview import SpoolView
 
 
 def fill(spool: Spool, count: int, size: int = 100) -> list[int]:
@@ -170,6 +171,39 @@ def test_a_cursor_file_cut_short_reads_as_what_it_holds(tmp_path):
     again.commit(8)
     again.close()
     assert Cursor(path, 0).value == 8
+
+
+def test_readers_going_between_memory_and_disk_miss_nothing(tmp_path):
+    """The plugin process's readers: the one ahead reads a record from disk and keeps it
+    for the others, which go on reading the segment from where the last record they took
+    from memory ended: in turns, across segments, as memory forgets the oldest."""
+    writer = Spool(tmp_path, segment_bytes=2_000)
+    writer.bell = lambda last: view.advance(last)
+    view = SpoolView(tmp_path, last_seq=0, boot_seq=0)
+    corrupt: list[tuple] = []
+    view.on_corrupt = lambda *where: corrupt.append(where)
+    readers = [view.reader(0), view.reader(0)]
+    got: list[list[str]] = [[], []]
+
+    def take(n: int, which: int) -> None:
+        for _ in range(n):
+            got[which].append(readers[which].next(timeout=0).meta["event_id"])
+
+    for round_ in range(4):
+        fill(writer, 40, size=150 + round_)
+        take(7, 0)  # from disk
+        take(7, 1)  # the same from memory
+        take(9, 1)  # on from disk, from where memory's last one ended
+        take(24, 0)  # 9 from memory, then disk again
+        take(24, 1)  # 15 from memory (some already forgotten: disk), the rest from disk
+        take(9, 0)
+    expected = [f"e{i}" for i in range(40)] * 4
+    assert got == [expected, expected]
+    assert corrupt == [], "a reader landed off a frame boundary"
+    assert len(writer.segments()) > 3, "the records span several segments"
+    for reader in readers:
+        reader.close()
+    writer.close()
 
 
 def test_reader_waits_for_new_records(tmp_path):
