@@ -3,6 +3,7 @@
 python benchmarks/cpu.py                   full run (~4 min), prints the table
 python benchmarks/cpu.py --smoke           a tiny run that only proves the harness works
 python benchmarks/cpu.py --only all,core   just these bridge set-ups
+python benchmarks/cpu.py --only all --repeat 5   medians and ranges of five rounds
 
 One connection posts realistic V2R2 events at a steady pace, as a box does; the figure is
 the server process's user + system CPU time from the first POST until every plugin's
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -118,15 +120,24 @@ def measure_bridge(folder: Path, setup: str, bodies, plan: Plan, real_parts) -> 
         bridge.stop()
 
 
-def table(figures: dict[str, dict[str, float]]) -> str:
-    setups = [s for s in next(iter(figures.values())) if s != "stock"]
+def table(rounds: list[dict[str, dict[str, float]]]) -> str:
+    """Medians over the rounds; with more than one, the range of each round's own ratio
+    (the bridge against the stock receiver measured beside it)."""
+    setups = [s for s in next(iter(rounds[0].values())) if s != "stock"]
     lines = [
         "| scene photo | stock receiver | " + " | ".join(setups) + " |",
         "|---|---:|" + "---:|" * len(setups),
     ]
-    for scene, row in figures.items():
-        cells = [f"{row[s]:.1f} ms ({row[s] / row['stock']:.1f}×)" for s in setups]
-        lines.append(f"| {scene} | {row['stock']:.1f} ms | " + " | ".join(cells) + " |")
+    for scene in rounds[0]:
+        stock = statistics.median(r[scene]["stock"] for r in rounds)
+        cells = []
+        for setup in setups:
+            ratios = sorted(r[scene][setup] / r[scene]["stock"] for r in rounds)
+            cell = f"{statistics.median(r[scene][setup] for r in rounds):.1f} ms "
+            cell += f"({statistics.median(ratios):.1f}×"
+            cell += f", {ratios[0]:.1f}–{ratios[-1]:.1f}×)" if len(rounds) > 1 else ")"
+            cells.append(cell)
+        lines.append(f"| {scene} | {stock:.1f} ms | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -135,22 +146,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny run for the test suite")
     parser.add_argument("--only", help="comma-separated bridge set-ups (core, a plugin, all)")
     parser.add_argument("--events", type=int, help="events per measurement")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="rounds; the table shows medians and ranges"
+    )
     args = parser.parse_args(argv)
     plan = Plan.smoke() if args.smoke else Plan()
     if args.only:
         plan.setups = tuple(args.only.split(","))
     if args.events:
         plan.events = args.events
-    work = Path(tempfile.mkdtemp(prefix="sfb-cpu-"))
-    try:
-        figures = measure(plan, work)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    rounds = []
+    for n in range(max(1, args.repeat)):
+        work = Path(tempfile.mkdtemp(prefix="sfb-cpu-"))
+        try:
+            rounds.append(measure(plan, work))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        print(f"round {n + 1} of {max(1, args.repeat)} done", file=sys.stderr)
     print(
-        f"CPU per event, {plan.events} events at {plan.rate:g}/s, one connection; "
-        "in brackets the ratio to the stock receiver"
+        f"CPU per event, {plan.events} events at {plan.rate:g}/s, one connection, "
+        f"{len(rounds)} round(s); in brackets the ratio to the stock receiver"
+        + (" (median, range of the rounds)" if len(rounds) > 1 else "")
     )
-    print(table(figures))
+    print(table(rounds))
     return 0
 
 
