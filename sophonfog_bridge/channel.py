@@ -43,7 +43,12 @@ class Channel:
     """One end of the socket pair: `ask` the other side, answer what it asks."""
 
     def __init__(
-        self, sock: socket.socket, handler: Handler, name: str, workers: int = 4, inline=False
+        self,
+        sock: socket.socket,
+        handler: Handler,
+        name: str,
+        workers: int = 4,
+        inline: bool = False,
     ):
         self.sock = sock
         self.name = name

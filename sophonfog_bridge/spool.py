@@ -542,13 +542,21 @@ class Spool:
 
     # ---- damage ------------------------------------------------------------------------
 
-    def report_corrupt(self, segment: int, offset: int, first: int, last: int, name: str) -> None:
-        """Count and log a corrupt frame once, however many readers come across it."""
+    def first_report(self, segment: int, offset: int) -> bool:
+        """True the first time a corrupt frame at this place is reported: readers in both
+        processes come across the same frame, and it is counted and logged once."""
         with self._corrupt_lock:
             if (segment, offset) in self._corrupt_seen:
-                return
+                return False
             self._corrupt_seen.add((segment, offset))
-            lost = max(0, last - first + 1)
+            return True
+
+    def report_corrupt(self, segment: int, offset: int, first: int, last: int, name: str) -> None:
+        """Count and log a corrupt frame once, however many readers come across it."""
+        if not self.first_report(segment, offset):
+            return
+        lost = max(0, last - first + 1)
+        with self._corrupt_lock:
             self.corrupt_records += lost
         if lost:
             log.error(

@@ -43,11 +43,7 @@ class SpoolView(Spool):
     def report_corrupt(self, segment: int, offset: int, first: int, last: int, name: str) -> None:
         """Found by a reader here, counted and logged once by the bridge process, which may
         have found the same frame itself at recovery."""
-        with self._corrupt_lock:
-            if (segment, offset) in self._corrupt_seen:
-                return
-            self._corrupt_seen.add((segment, offset))
-        if self.on_corrupt is not None:
+        if self.first_report(segment, offset) and self.on_corrupt is not None:
             self.on_corrupt(segment, offset, first, last, name)
 
     def advance(self, seq: int) -> None:
