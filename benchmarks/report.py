@@ -67,6 +67,13 @@ def table(results: Any) -> str:
             f"| {_check(rate >= 0.5 * results.ack[workload]['a_stock'].rate)} |"
             for workload, rate in results.e2e.items()
         ),
+        *(
+            f"| end to end, {workload}: each plugin done, s after the first POST "
+            f"(`wrk` ran {results.plan.seconds:g} s) | "
+            + ", ".join(f"{name} {at:.1f}" for name, at in finished.items())
+            + " | | |"
+            for workload, finished in results.finished.items()
+        ),
         f"| ack p50 at {results.plan.rate:.0f}/s | {lat['ack_p50']:.1f} ms | | |",
         f"| ack p99 at {results.plan.rate:.0f}/s | {normal:.1f} ms | < 20 ms "
         f"| {_check(normal < 20)} |",

@@ -46,6 +46,8 @@ class Results:
     plan: Plan
     ack: dict[str, dict[str, load.WrkResult]] = field(default_factory=dict)
     e2e: dict[str, float] = field(default_factory=dict)
+    # Per workload, seconds from the first POST until each plugin's backlog last reached 0.
+    finished: dict[str, dict[str, float]] = field(default_factory=dict)
     latency: dict[str, float] = field(default_factory=dict)
     memory: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -99,6 +101,28 @@ def wait_drained(bridge: parts.Bridge, timeout: float) -> float:
     start = time.monotonic()
     parts.wait_until(lambda: bridge.backlog() == 0, timeout, "plugins to drain")
     return time.monotonic() - start
+
+
+def finish_times(bridge: parts.Bridge, began: float, timeout: float) -> dict[str, float]:
+    """Seconds from `began` until each plugin's backlog last reached 0, polled until all are:
+    which plugin holds end to end up, and whether the door's decisions (records the other
+    plugins take too) kept coming after the burst."""
+    finished: dict[str, float] = {}
+
+    def all_done() -> bool:
+        now = time.monotonic() - began
+        plugins = bridge.health()["plugins"]
+        for name, plugin in plugins.items():
+            if not plugin.get("enabled"):
+                continue
+            if plugin.get("backlog", 0):
+                finished.pop(name, None)
+            else:
+                finished.setdefault(name, now)
+        return all(not p.get("backlog", 0) for p in plugins.values() if p.get("enabled"))
+
+    parts.wait_until(all_done, timeout, "plugins to drain")
+    return dict(sorted(finished.items(), key=lambda item: item[1]))
 
 
 def latency_of(sent: list[load.Sent]) -> tuple[float, float]:
@@ -184,7 +208,7 @@ def measure_throughput(rig: Rig, bridge: parts.Bridge) -> None:
         began = time.monotonic()
         result = load.wrk(bridge.url, script, rig.plan.seconds, rig.plan.connections)
         results.ack[workload.name]["bridge"] = result
-        wait_drained(bridge, 600)
+        results.finished[workload.name] = finish_times(bridge, began, 600)
         # Events, not spool records: the door's decisions are records too, not events.
         results.e2e[workload.name] = (result.requests - result.errors) / (time.monotonic() - began)
 

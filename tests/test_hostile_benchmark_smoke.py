@@ -25,3 +25,9 @@ def test_benchmark_harness_runs_end_to_end_in_smoke_mode(tmp_path):
         assert target in done.stdout
     assert "| 0 |" in report  # wrk counted no failed requests for at least one target
     assert "nan" not in report.split("### Bridge figures")[1], report
+    # End to end says when each plugin was done, for every workload.
+    done_rows = [line for line in report.splitlines() if "each plugin done" in line]
+    assert len(done_rows) == 2, report
+    for row in done_rows:
+        for plugin in ("door_relay", "mqtt", "snapshots", "status", "syslog"):
+            assert f" {plugin} " in row, row
