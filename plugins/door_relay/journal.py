@@ -14,10 +14,16 @@ announced to the other plugins; a pulse without that line (the bridge died betwe
 and report, or between report and mark) is announced at the next start under the same
 decision_id, which the core spools only if it does not hold it already: no pulse is
 missing from MQTT and syslog, and none is there twice.
+
+A bridge runs for months between restarts: the file is closed off once a day (a thirtieth of
+the keeping time when that is shorter) as `journal-until-<UTC time>.jsonl` beside it, a
+closed-off file is deleted once everything in it is older than the keeping time, and the
+claims in memory are forgotten at the same age. Both stay the size of the keeping time.
 """
 
 from __future__ import annotations
 
+import calendar
 import json
 import logging
 import os
@@ -27,9 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from sophonfog_bridge import jsoncodec
-from sophonfog_bridge.files import atomic_write
+from sophonfog_bridge.files import atomic_write, fsync_dir
 
 log = logging.getLogger(__name__)
+
+CLOSE_OFF_MAX_S = 86400.0
+_CLOSED_PREFIX = "journal-until-"
+_STAMP = "%Y%m%dT%H%M%SZ"
 
 
 class JournalError(OSError):
@@ -42,20 +52,48 @@ class Journal:
         self.keep_s = keep_s
         self.fsync = fsync
         self._lock = threading.Lock()
-        self._claimed: set[tuple[str, str]] = set()
+        # Claim times (wall clock), oldest first: dicts keep the order claims came in.
+        self._claimed: dict[tuple[str, str], float] = {}
         self.unfinished: list[dict[str, Any]] = []
-        self._load_and_compact()
-        self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - lives with the plugin
-
-    def _load_and_compact(self) -> None:
-        cutoff = time.time() - self.keep_s
-        kept: list[str] = []
+        self._close_off_every = min(CLOSE_OFF_MAX_S, max(1.0, keep_s / 30))
         intents: dict[tuple[str, str], dict[str, Any]] = {}
+        cutoff = time.time() - keep_s
+        for closed in self._closed_files(cutoff):
+            self._load(closed.read_text(encoding="utf-8").splitlines(), cutoff, intents)
+        self._load_and_compact(cutoff, intents)
+        # Pulses whose decision never reached the other plugins, with their outcome if any.
+        self.unfinished = list(intents.values())
+        self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - lives with the plugin
+        self._close_off_at = time.time() + self._close_off_every
+
+    def _closed_files(self, cutoff: float) -> list[Path]:
+        """The closed-off files still within the keeping time, oldest first; older ones go."""
+        kept = []
+        for closed in sorted(self.path.parent.glob(f"{_CLOSED_PREFIX}*.jsonl")):
+            until = _until(closed)
+            if until is not None and until < cutoff:
+                _remove(closed)
+            else:
+                kept.append(closed)
+        return kept
+
+    def _load_and_compact(
+        self, cutoff: float, intents: dict[tuple[str, str], dict[str, Any]]
+    ) -> None:
         try:
             with open(self.path, encoding="utf-8") as handle:
                 lines = handle.read().splitlines()
         except FileNotFoundError:
             lines = []
+        kept = self._load(lines, cutoff, intents)
+        if len(kept) != len(lines):
+            self._rewrite(kept)
+
+    def _load(
+        self, lines: list[str], cutoff: float, intents: dict[tuple[str, str], dict[str, Any]]
+    ) -> list[str]:
+        """Take in the claims and unfinished pulses of `lines`; the lines worth keeping."""
+        kept: list[str] = []
         for line in lines:
             try:
                 entry = json.loads(line)
@@ -68,16 +106,13 @@ class Journal:
             kept.append(line)
             phase = entry.get("phase")
             if phase == "intent":
-                self._claimed.add(key)
+                self._claimed.setdefault(key, entry["t"])
                 intents[key] = entry
             elif phase == "outcome" and key in intents:
                 intents[key] = {**intents[key], "outcome": entry}
             elif phase == "announced":
                 intents.pop(key, None)
-        # Pulses whose decision never reached the other plugins, with their outcome if any.
-        self.unfinished = list(intents.values())
-        if len(kept) != len(lines):
-            self._rewrite(kept)
+        return kept
 
     def _rewrite(self, lines: list[str]) -> None:
         # Always durable, file and folder: after a power cut the journal is the old one or
@@ -91,7 +126,7 @@ class Journal:
         with self._lock:
             if key in self._claimed:
                 return False
-            self._claimed.add(key)
+            self._claimed[key] = time.time()
             return True
 
     def seen(self, event_id: str, door: str) -> bool:
@@ -121,7 +156,8 @@ class Journal:
             ]
 
     def _append(self, entry: dict[str, Any], sync: bool) -> None:
-        line = jsoncodec.dumps({"t": round(time.time(), 3), **entry}).decode()
+        now = time.time()
+        line = jsoncodec.dumps({"t": round(now, 3), **entry}).decode()
         with self._lock:
             try:
                 self._handle.write(line + "\n")
@@ -130,7 +166,56 @@ class Journal:
                     os.fsync(self._handle.fileno())
             except (OSError, ValueError) as err:
                 raise JournalError(f"journal write failed: {err}") from err
+            # Never on an intent: that is a person waiting for the door.
+            if not sync and now >= self._close_off_at:
+                self._close_off(now)
+
+    def _close_off(self, now: float) -> None:
+        """Under the lock: the file so far becomes a closed-off one, a new one is begun,
+        and what is older than the keeping time goes, from disk and from memory."""
+        self._close_off_at = now + self._close_off_every
+        target = self.path.with_name(f"{_CLOSED_PREFIX}{time.strftime(_STAMP, time.gmtime(now))}")
+        closed = target.with_suffix(".jsonl")
+        for n in range(1, 100):
+            if not closed.exists():
+                break
+            closed = target.with_name(f"{target.name}-{n}.jsonl")  # the clock went back
+        try:
+            os.rename(self.path, closed)
+            handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - replaces the old
+        except OSError as err:
+            # Lines keep going to the old file, under whichever name it now has: none lost.
+            log.warning("door journal: cannot close off %s: %s", self.path, err)
+            return
+        self._handle.close()
+        self._handle = handle
+        if self.fsync:
+            # The new file's name must outlive a power cut as its fsynced intents do.
+            fsync_dir(self.path.parent)
+        cutoff = now - self.keep_s
+        self._closed_files(cutoff)
+        while self._claimed:
+            key, claimed_at = next(iter(self._claimed.items()))
+            if claimed_at >= cutoff:
+                break
+            del self._claimed[key]
 
     def close(self) -> None:
         with self._lock:
             self._handle.close()
+
+
+def _until(closed: Path) -> float | None:
+    """When a closed-off file was closed, from its name (None: not one of ours)."""
+    stamp = closed.stem[len(_CLOSED_PREFIX) :].split("-")[0]
+    try:
+        return calendar.timegm(time.strptime(stamp, _STAMP))
+    except ValueError:
+        return None
+
+
+def _remove(closed: Path) -> None:
+    try:
+        closed.unlink()
+    except OSError as err:
+        log.warning("door journal: cannot remove %s: %s", closed, err)
