@@ -18,7 +18,7 @@ def pulse(journal: Journal, event_id: str) -> None:
 
 
 def lines_on_disk(folder: Path) -> list[dict]:
-    files = sorted(folder.glob("journal-until-*.jsonl")) + [folder / "journal.jsonl"]
+    files = [*sorted(folder.glob("journal-until-*.jsonl")), folder / "journal.jsonl"]
     return [json.loads(line) for f in files for line in f.read_text().splitlines()]
 
 
@@ -34,7 +34,7 @@ def test_a_long_run_keeps_the_journal_and_its_claims_to_the_keeping_time(tmp_pat
         pulsed.append((event_id, time.time()))
         time.sleep(0.02)  # pacing the pulses, not waiting for an outcome
     now = time.time()
-    old = [e for e, at in pulsed if at < now - keep_s - 1.5]
+    old = [e for e, at in pulsed if at < now - keep_s - 3.0]  # the first second's
     recent = [e for e, at in pulsed if at > now - keep_s + 0.5]
     assert old and recent
     # In memory: old claims forgotten (a duplicate that old is stale anyway), recent ones kept.

@@ -26,6 +26,7 @@ from __future__ import annotations
 import calendar
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -174,7 +175,9 @@ class Journal:
         """Under the lock: the file so far becomes a closed-off one, a new one is begun,
         and what is older than the keeping time goes, from disk and from memory."""
         self._close_off_at = now + self._close_off_every
-        target = self.path.with_name(f"{_CLOSED_PREFIX}{time.strftime(_STAMP, time.gmtime(now))}")
+        # Rounded up: the name is a moment no line in the file is younger than.
+        stamp = time.strftime(_STAMP, time.gmtime(math.ceil(now)))
+        target = self.path.with_name(f"{_CLOSED_PREFIX}{stamp}")
         closed = target.with_suffix(".jsonl")
         for n in range(1, 100):
             if not closed.exists():
