@@ -4,6 +4,7 @@ memory, and a restart still finds every pulse it must know of."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -74,3 +75,21 @@ def test_a_pulse_left_unfinished_in_a_closed_off_file_is_reported_at_restart(tmp
     assert [u["event_id"] for u in reopened.unfinished] == ["interrupted"]
     assert reopened.seen("interrupted", "front_gate") and reopened.seen("later", "front_gate")
     reopened.close()
+
+
+def test_a_closed_off_file_goes_by_its_last_write_not_by_its_name(tmp_path):
+    """A file renamed but written on (its successor could not be begun) keeps its lines."""
+    now = time.time()
+    recent = {"t": now, "phase": "intent", "event_id": "recent", "door": "front_gate"}
+    named_old = tmp_path / "journal-until-20000101T000000Z.jsonl"
+    named_old.write_text(json.dumps(recent) + "\n")
+    stale = {"t": now - 7200, "phase": "intent", "event_id": "stale", "door": "front_gate"}
+    written_old = tmp_path / "journal-until-20991231T000000Z.jsonl"
+    written_old.write_text(json.dumps(stale) + "\n")
+    os.utime(written_old, (now - 7200, now - 7200))
+
+    journal = Journal(tmp_path / "journal.jsonl", keep_s=3600, fsync=False)
+    assert journal.seen("recent", "front_gate") and named_old.exists()
+    assert not journal.seen("stale", "front_gate") and not written_old.exists()
+    assert [u["event_id"] for u in journal.unfinished] == ["recent"]
+    journal.close()

@@ -23,7 +23,7 @@ claims in memory are forgotten at the same age. Both stay the size of the keepin
 
 from __future__ import annotations
 
-import calendar
+import contextlib
 import json
 import logging
 import math
@@ -71,8 +71,12 @@ class Journal:
         """The closed-off files still within the keeping time, oldest first; older ones go."""
         kept = []
         for closed in sorted(self.path.parent.glob(f"{_CLOSED_PREFIX}*.jsonl")):
-            until = _until(closed)
-            if until is not None and until < cutoff:
+            try:
+                # Its last write, not its name: whatever went wrong, nothing younger goes.
+                old = closed.stat().st_mtime < cutoff
+            except OSError:
+                continue
+            if old:
                 _remove(closed)
             else:
                 kept.append(closed)
@@ -185,10 +189,15 @@ class Journal:
             closed = target.with_name(f"{target.name}-{n}.jsonl")  # the clock went back
         try:
             os.rename(self.path, closed)
+        except OSError as err:
+            log.warning("door journal: cannot close off %s: %s", self.path, err)
+            return  # lines keep going to it: none lost, tried again tomorrow
+        try:
             handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - replaces the old
         except OSError as err:
-            # Lines keep going to the old file, under whichever name it now has: none lost.
-            log.warning("door journal: cannot close off %s: %s", self.path, err)
+            log.warning("door journal: cannot begin a new %s: %s", self.path, err)
+            with contextlib.suppress(OSError):
+                os.rename(closed, self.path)  # back under its own name, and written on
             return
         self._handle.close()
         self._handle = handle
@@ -206,15 +215,6 @@ class Journal:
     def close(self) -> None:
         with self._lock:
             self._handle.close()
-
-
-def _until(closed: Path) -> float | None:
-    """When a closed-off file was closed, from its name (None: not one of ours)."""
-    stamp = closed.stem[len(_CLOSED_PREFIX) :].split("-")[0]
-    try:
-        return calendar.timegm(time.strptime(stamp, _STAMP))
-    except ValueError:
-        return None
 
 
 def _remove(closed: Path) -> None:
