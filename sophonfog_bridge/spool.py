@@ -407,9 +407,7 @@ class Spool:
 
     def _roll(self) -> None:
         """Start a new segment; with fsync the old one is synced first, under the lock."""
-        if self.fsync:
-            self._sync_locked()
-        os.close(self._fd)
+        self._close_segment()
         self._active_first = self.last_seq + 1
         self._fd = self._open_segment(self._active_first)
         self._active_size = 0
