@@ -20,6 +20,7 @@ import signal
 import socket
 import sys
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import bottle
@@ -81,13 +82,18 @@ class PluginBridge(Bridge):
         raise SpoolFull("plugins announce(), only the receiver records")
 
     def announce(self, model: Any) -> int | None:
-        meta, blobs = model.to_parts()
+        return self.announce_many([model])[0]
+
+    def announce_many(self, models: Sequence[Any]) -> list[int | None]:
+        records = [encode(model.record_kind, *model.to_parts()) for model in models]
         try:
-            seq, _ = self.channel.ask("announce", {}, encode(model.record_kind, meta, blobs))
+            seqs, _ = self.channel.ask(
+                "announce", {"sizes": [len(r) for r in records]}, b"".join(records)
+            )
         except (RemoteError, ChannelClosed, TimeoutError) as err:
             # What the door plugin already handles for a spool that cannot take a record.
             raise SpoolFull(f"cannot announce: {err}") from None
-        return seq
+        return seqs
 
     def known_devices(self) -> list[dict[str, Any]]:
         devices, _ = self.channel.ask("known_devices")

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import bottle
@@ -208,8 +208,7 @@ class PluginProcess:
     def _answer(self, kind: str, args: dict[str, Any], body: bytes) -> Any:
         bridge = self.bridge
         if kind == "announce":
-            record = decode(0, body)
-            return bridge.announce(MODELS[record.kind].from_parts(record.meta, record.blobs))
+            return bridge.announce_many(list(_models(args["sizes"], body)))
         if kind == "known_devices":
             return bridge.known_devices()
         if kind == "core_health":
@@ -224,6 +223,15 @@ class PluginProcess:
             )
             return None
         raise ValueError(f"unknown request {kind!r}")
+
+
+def _models(sizes: list[int], body: bytes) -> Iterator[Any]:
+    """The models a plugin announced, from the records laid end to end in `body`."""
+    start = 0
+    for size in sizes:
+        record = decode(0, body[start : start + size])
+        start += size
+        yield MODELS[record.kind].from_parts(record.meta, record.blobs)
 
 
 class CoreBridge(Bridge):

@@ -67,7 +67,7 @@ class DoorRelayPlugin:
                 for warning in warnings_for(cfg):
                     log.warning("door %s: %s", cfg["name"], warning)
                 backend = build(cfg["backend"], bridge, user)
-                door = Door(cfg, backend, self.journal, bridge.announce)
+                door = Door(cfg, backend, self.journal, bridge.announce_many)
                 self.doors[door.name] = door
                 for device in cfg["devices"]:
                     self.by_device.setdefault(device, []).append(door)
