@@ -287,6 +287,16 @@ class Bridge:
         return [route for result in self.call("register_routes") for route in result.value or ()]
 
 
+def merge_plugins(*parts: dict[str, Any]) -> dict[str, Any]:
+    """Plugin health from several plugin processes: each plugin as the one running it says."""
+    merged: dict[str, Any] = {}
+    for part in parts:
+        for name, entry in part.items():
+            if name not in merged or entry.get("enabled"):
+                merged[name] = entry
+    return merged
+
+
 def _error_for(message: str | None, private: bool) -> str | None:
     """A plugin's last error, or on public pages only its kind (`OSError`, `retry later`)."""
     if message is None or private:

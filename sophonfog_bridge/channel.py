@@ -16,7 +16,7 @@ import logging
 import socket
 import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -48,14 +48,14 @@ class Channel:
         handler: Handler,
         name: str,
         workers: int = 4,
-        inline: bool = False,
+        inline: Collection[str] = (),
     ):
         self.sock = sock
         self.name = name
         self._handler = handler
-        # Handlers that never ask back and never take long may run on the reader thread:
-        # one thread handoff less for each request (a door decision to spool).
-        self._inline = inline
+        # Requests whose handlers never ask back and never take long may be answered on the
+        # reader thread: one thread handoff less for each (a door decision to spool).
+        self._inline = frozenset(inline)
         self._send_lock = threading.Lock()
         self._ids = itertools.count(1)
         self._waiting: dict[int, Future] = {}
@@ -110,7 +110,7 @@ class Channel:
                 header, body = self._receive()
                 if "reply" in header:
                     self._settle(header, body)
-                elif self._inline:
+                elif header.get("kind") in self._inline:
                     self._answer(header, body)
                 else:
                     self._pool.submit(self._answer, header, body)

@@ -25,7 +25,7 @@ from typing import Any
 
 import bottle
 
-from .bridge import Bridge
+from .bridge import Bridge, merge_plugins
 from .channel import Channel, ChannelClosed, RemoteError
 from .host import build_host
 from .spool import SpoolFull, encode
@@ -42,9 +42,26 @@ class PluginBridge(Bridge):
     def __init__(self, start: dict[str, Any], channel: Channel):
         self.channel = channel
         self._start = start
+        self.apart: list[str] = []
         specs = start.get("specs") or {}
         super().__init__(start["config"], build_host(specs=specs), start["source"])
         self.pid = int(start["pid"])
+
+    def _validate_plugins(self, source: str) -> dict[str, dict[str, Any]]:
+        """Every section is checked in every plugin process; each runs only its plugins.
+
+        The first runs every enabled plugin but those that ask for a process of their own
+        (`own_process = True`: a plugin that calls no other plugin's hooks and offers
+        none), and names them in `apart`; the second runs just those (`only`).
+        """
+        configs = super()._validate_plugins(source)
+        only = self._start.get("only")
+        for name in self.host.names():
+            if only is None and getattr(self.host.pm.get_plugin(name), "own_process", False):
+                self.apart.append(name)
+            if (name in self.apart) if only is None else (name not in only):
+                self.host.disable(name)
+        return configs
 
     def _open_spool(self) -> SpoolView:
         start = self._start
@@ -100,9 +117,10 @@ class PluginBridge(Bridge):
         return devices
 
     def health(self, private: bool = False) -> dict[str, Any]:
-        core, _ = self.channel.ask("core_health")
+        core, _ = self.channel.ask("core_health", {"private": private})
         boxes = core.pop("boxes")
-        return {**core, "plugins": self.plugins_health(private), "boxes": boxes}
+        plugins = merge_plugins(self.plugins_health(private), core.pop("other_plugins", {}))
+        return {**core, "plugins": plugins, "boxes": boxes}
 
 
 class PluginSide:
@@ -153,7 +171,11 @@ class PluginSide:
         self.app = _plugin_app(routes)
         workers = list(bridge.dispatcher.workers) if bridge.dispatcher else []
         log.info("plugins started: %s", ", ".join(bridge.host.names()) or "none")
-        return {"routes": [[method, path] for method, path, _ in routes], "workers": workers}
+        return {
+            "routes": [[method, path] for method, path, _ in routes],
+            "workers": workers,
+            "apart": bridge.apart,
+        }
 
     def _page(self, args: dict[str, Any], body: bytes) -> tuple[dict[str, Any], bytes]:
         """A request the bridge process took on a plugin's route, already guarded there."""

@@ -10,6 +10,7 @@ receiver answers boxes as ever.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -23,7 +24,7 @@ from typing import Any
 
 import bottle
 
-from .bridge import Bridge
+from .bridge import Bridge, merge_plugins
 from .channel import Channel, ChannelClosed, RemoteError
 from .config import ConfigError
 from .dispatcher import NoWorkers
@@ -40,6 +41,7 @@ RESTART_MAX_S = 30
 PAGE_TIMEOUT_S = 30
 MAX_PAGE_BODY = 16 << 20
 _CONFIG_ERRORS = ("ConfigError: ", "PluginError: ")
+QUICK = frozenset({"announce", "known_devices", "corrupt"})
 
 
 class PluginsDown(RuntimeError):
@@ -47,10 +49,18 @@ class PluginsDown(RuntimeError):
 
 
 class PluginProcess:
-    def __init__(self, bridge: CoreBridge, specs: Mapping[str, str], log_level: str):
+    def __init__(
+        self,
+        bridge: CoreBridge,
+        specs: Mapping[str, str],
+        log_level: str,
+        only: list[str] | None = None,
+    ):
         self.bridge = bridge
         self.specs = dict(specs)
         self.log_level = log_level
+        self.only = only  # None: every plugin not running apart
+        self.apart: list[str] = []  # the plugins that asked for a process of their own
         self.workers: list[str] = []
         self.routes: list[tuple[str, str]] = []
         self.down_reason: str | None = "not started"
@@ -114,6 +124,7 @@ class PluginProcess:
                 raise ConfigError(message.split(": ", 1)[1]) from None
             raise
         self.workers = list(answer["workers"])
+        self.apart = list(answer.get("apart") or ())
         self.routes = [(method, path) for method, path in answer["routes"]]
         for name in self.workers:
             self.bridge.spool.watch(name)
@@ -123,7 +134,7 @@ class PluginProcess:
         code = proc.wait()
         self.down_reason = f"the plugin process exited ({code})"
         self._channel, self._proc = None, None
-        self.bridge.spool.bell = None
+        self.bridge.ring_with(self, None)
         bell.close()
         channel.close()
         if not self._stopping.is_set():
@@ -147,10 +158,11 @@ class PluginProcess:
         finally:
             theirs.close()
             hear.close()
-        # What the plugins ask here is quick and asks nothing back: answered as it comes.
-        channel = Channel(ours, self._answer, "bridge", inline=True).start()
+        # What the plugins ask here is mostly quick and asks nothing back: answered as it
+        # comes. Their health needs the other plugin process's: asked on a thread.
+        channel = Channel(ours, self._answer, "bridge", inline=QUICK).start()
         bell = Bell(ring, self.bridge.spool)
-        self.bridge.spool.bell = bell.ring
+        self.bridge.ring_with(self, bell.ring)
         return proc, channel, bell
 
     def _start_args(self, first: bool) -> dict[str, Any]:
@@ -165,6 +177,7 @@ class PluginProcess:
             "specs": self.specs,
             "log_level": self.log_level,
             "pid": os.getpid(),
+            "only": self.only,
             "last_seq": spool.last_seq,
             "boot_seq": boot_seq,
             "missing": list(spool.missing) if spool.missing else None,
@@ -212,7 +225,8 @@ class PluginProcess:
         if kind == "known_devices":
             return bridge.known_devices()
         if kind == "core_health":
-            return bridge.core_health()
+            others = bridge.plugins_health(bool(args.get("private")), besides=self)
+            return {**bridge.core_health(), "other_plugins": others}
         if kind == "corrupt":
             bridge.spool.report_corrupt(
                 int(args["segment"]),
@@ -235,7 +249,13 @@ def _models(sizes: list[int], body: bytes) -> Iterator[Any]:
 
 
 class CoreBridge(Bridge):
-    """The bridge process when plugins run in a process of their own."""
+    """The bridge process when plugins run in processes of their own.
+
+    One plugin process runs every plugin but those that ask for a process of their own
+    (`own_process`); if any do, a second runs them. A burst leaves a queue for every
+    plugin, and one interpreter runs one thread at a time: on two cores the plugin
+    process worked through it at one core while the receiver's core idled.
+    """
 
     def __init__(
         self,
@@ -248,43 +268,64 @@ class CoreBridge(Bridge):
         self.source = source
         super().__init__(config, PluginHost(), source)
         self.activity = NoWorkers()
-        self.plugins = PluginProcess(self, specs or {}, log_level)
+        self.specs = dict(specs or {})
+        self.log_level = log_level
+        self.plugins = PluginProcess(self, self.specs, log_level)
+        self.processes = [self.plugins]
+        self._rings: dict[PluginProcess, Callable[[int], None]] = {}
 
     def _validate_plugins(self, source: str) -> dict[str, dict[str, Any]]:
         return {}  # the plugin process loads the plugins and checks their sections
 
     def start(self) -> None:
         self.plugins.start()
+        if self.plugins.apart:
+            apart = PluginProcess(self, self.specs, self.log_level, only=self.plugins.apart)
+            self.processes.append(apart)
+            apart.start()
         self.start_sources()
         log.info(
-            "bridge %s %s started; plugins in process %s: %s",
+            "bridge %s %s started; plugins in %s",
             self.bridge_id,
             self.version,
-            self.plugins.pid or "?",
-            ", ".join(self.plugins.workers) or "none",
+            "; ".join(
+                f"process {p.pid or '?'}: {', '.join(p.workers) or 'none'}" for p in self.processes
+            ),
         )
 
     def stop_plugins(self) -> None:
-        self.plugins.stop()
+        for process in reversed(self.processes):
+            process.stop()
+
+    def ring_with(self, process: PluginProcess, ring: Callable[[int], None] | None) -> None:
+        """Tell `process` of every append through `ring` (None: it is gone)."""
+        rings = dict(self._rings)
+        if ring is None:
+            rings.pop(process, None)
+        else:
+            rings[process] = ring
+        self._rings = rings
+        self.spool.bell = self._ring_all if rings else None
+
+    def _ring_all(self, last_seq: int) -> None:
+        for ring in self._rings.values():
+            ring(last_seq)
 
     def call(self, hook: str, **kwargs: Any) -> list:
         return []  # no plugin lives in this process
 
     def core_health(self) -> dict[str, Any]:
         health = super().core_health()
-        if self.plugins.down_reason is not None:
+        if any(process.down_reason is not None for process in self.processes):
             health["status"] = "degraded"
         return health
 
-    def plugins_health(self, private: bool = False) -> dict[str, Any]:
-        try:
-            plugins, _ = self.plugins.ask("health", {"private": private})
-        except (PluginsDown, RemoteError, TimeoutError) as err:
-            reason = str(err)
-            plugins = {
-                name: {"enabled": True, "state": "error", "error": f"plugins: {reason}"}
-                for name in self.plugins.workers
-            }
+    def plugins_health(
+        self, private: bool = False, besides: PluginProcess | None = None
+    ) -> dict[str, Any]:
+        """Every plugin process's plugins (but those of `besides`, which asks)."""
+        parts = [self._health_of(p, private) for p in self.processes if p is not besides]
+        plugins = merge_plugins(*parts)
         # Counted here, against this process's newest seq: the plugin process hears of
         # a record only after it is spooled.
         for name, entry in plugins.items():
@@ -293,11 +334,26 @@ class CoreBridge(Bridge):
                 entry["backlog"] = self.spool.backlog(cursor)
         return plugins
 
-    def plugin_stats(self) -> dict[str, dict[str, int]]:
+    @staticmethod
+    def _health_of(process: PluginProcess, private: bool) -> dict[str, Any]:
         try:
-            stats, _ = self.plugins.ask("stats")
-        except (PluginsDown, RemoteError, TimeoutError):
-            stats = {name: {} for name in self.plugins.workers}
+            plugins, _ = process.ask("health", {"private": private})
+        except (PluginsDown, RemoteError, TimeoutError) as err:
+            reason = str(err)
+            plugins = {
+                name: {"enabled": True, "state": "error", "error": f"plugins: {reason}"}
+                for name in process.workers
+            }
+        return plugins
+
+    def plugin_stats(self) -> dict[str, dict[str, int]]:
+        stats: dict[str, dict[str, int]] = {}
+        for process in self.processes:
+            try:
+                mine, _ = process.ask("stats")
+            except (PluginsDown, RemoteError, TimeoutError):
+                mine = {name: {} for name in process.workers}
+            stats.update(mine)
         for name, entry in stats.items():
             cursor = self.spool.cursors.get(name)
             if cursor is not None:
@@ -305,9 +361,13 @@ class CoreBridge(Bridge):
         return stats
 
     def plugin_routes(self) -> list[tuple[str, str, Callable[..., Any]]]:
-        return [(method, path, self._forward) for method, path in self.plugins.routes]
+        return [
+            (method, path, functools.partial(self._forward, process))
+            for process in self.processes
+            for method, path in process.routes
+        ]
 
-    def _forward(self, **_path_args: Any) -> bottle.HTTPResponse:
+    def _forward(self, process: PluginProcess, **_path_args: Any) -> bottle.HTTPResponse:
         """A plugin's page: the request as it came (already guarded), answered there."""
         environ = bottle.request.environ
         args = {
@@ -324,7 +384,7 @@ class CoreBridge(Bridge):
         }
         body = bottle.request.body.read(MAX_PAGE_BODY) if environ.get("CONTENT_LENGTH") else b""
         try:
-            answer, out = self.plugins.ask("http", args, body, timeout=PAGE_TIMEOUT_S)
+            answer, out = process.ask("http", args, body, timeout=PAGE_TIMEOUT_S)
         except (PluginsDown, TimeoutError) as err:
             return _json(503, f"plugins unavailable: {err}")
         except RemoteError as err:

@@ -60,6 +60,9 @@ class SnapshotsPlugin:
     # Photos on disk are looked at later: records may wait 0.1 s for others, one wake-up
     # of the worker for several (see the dispatcher's `gather_s`).
     gather_s = 0.1
+    # It calls no other plugin's hooks and offers none: after a burst it catches up on a
+    # core of its own instead of taking turns with mqtt and the door for one interpreter.
+    own_process = True
 
     def __init__(self) -> None:
         self.root: Path | None = None
