@@ -52,12 +52,14 @@ class PluginBridge(Bridge):
 
         The first runs every enabled plugin but those that ask for a process of their own
         (`own_process = True`: a plugin that calls no other plugin's hooks and offers
-        none), and names them in `apart`; the second runs just those (`only`).
+        none), and names them in `apart`; the second runs just those (`only`). With
+        `second_plugin_process: false` the first runs them too.
         """
         configs = super()._validate_plugins(source)
         only = self._start.get("only")
+        split = only is None and self.config["second_plugin_process"]
         for name in self.host.names():
-            if only is None and getattr(self.host.pm.get_plugin(name), "own_process", False):
+            if split and getattr(self.host.pm.get_plugin(name), "own_process", False):
                 self.apart.append(name)
             if (name in self.apart) if only is None else (name not in only):
                 self.host.disable(name)

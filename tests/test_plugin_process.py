@@ -173,3 +173,60 @@ def test_plugins_as_threads_of_one_process_when_asked(bridge_factory, tmp_path):
     assert post(bridge, payload(identity_id="threaded")) is not None
     wait_for(lambda: "threaded" in recorded_ids(tmp_path), what="the event recorded")
     assert requests.get(bridge.url + "/", timeout=5).status_code == 200
+
+
+def started_at(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as handle:
+        return int(handle.read().rpartition(")")[2].split()[19])
+
+
+def snapshot_config(tmp: Path, **core) -> dict:
+    settings = recorder_config(tmp, **core)
+    settings["plugins"]["snapshots"] = {"path": str(tmp / "snaps")}
+    return settings
+
+
+def photos(tmp: Path) -> int:
+    """Photos saved in the day folders (`latest.jpg` beside them follows the newest)."""
+    return len(list((tmp / "snaps").glob("*-*-*/*/*.jpg")))
+
+
+def test_snapshots_runs_in_a_second_plugin_process_that_starts_again_alone(
+    bridge_factory, tmp_path
+):
+    bridge = bridge_factory(snapshot_config(tmp_path), RECORDER)
+    first, second = sorted(plugin_pids(bridge), key=started_at)
+    assert post(bridge, payload(identity_id="before")) is not None
+    wait_for(lambda: photos(tmp_path) == 1, what="the photo saved")
+    wait_for(lambda: "before" in recorded_ids(tmp_path), what="the event recorded")
+    # Each plugin as the process running it says, here and to a plugin (the status page).
+    for plugins in (
+        bridge.health()["plugins"],
+        requests.get(bridge.url + "/status.json", timeout=5).json()["plugins"],
+    ):
+        assert plugins["snapshots"]["enabled"] and plugins["recorder"]["enabled"], plugins
+        assert plugins["snapshots"]["delivered"] == 1 and plugins["recorder"]["delivered"] == 1
+    os.kill(second, signal.SIGKILL)
+    health = wait_for(
+        lambda: (h := bridge.health())["status"] == "degraded" and h,
+        5,
+        what="/healthz to say a plugin process is down",
+    )
+    assert "the plugin process exited" in health["plugins"]["snapshots"]["error"]
+    assert health["plugins"]["recorder"]["state"] == "ok"
+    post(bridge, payload(identity_id="while-down"))
+    # The first process goes on; the second, started again, catches up from the spool.
+    wait_for(lambda: "while-down" in recorded_ids(tmp_path), what="recorded meanwhile")
+    wait_for(lambda: photos(tmp_path) == 2, 20, what="the photo saved after the restart")
+    again = wait_for(lambda: len(p := plugin_pids(bridge)) == 2 and p, what="two processes")
+    assert first in again and second not in again
+    wait_for(lambda: bridge.health()["status"] == "ok", what="/healthz ok again")
+
+
+def test_one_plugin_process_for_every_plugin_when_asked(bridge_factory, tmp_path):
+    bridge = bridge_factory(snapshot_config(tmp_path, second_plugin_process=False), RECORDER)
+    assert len(plugin_pids(bridge)) == 1
+    assert post(bridge, payload(identity_id="one")) is not None
+    wait_for(lambda: photos(tmp_path) == 1, what="the photo saved")
+    plugins = bridge.health()["plugins"]
+    assert plugins["snapshots"]["enabled"] and plugins["snapshots"]["delivered"] == 1
