@@ -1,10 +1,11 @@
-"""The plugin process: every plugin and its worker, apart from the receiver.
+"""A plugin process: plugins and their workers, apart from the receiver.
 
 `sophonfog-bridge run` starts this process (`plugin_process.py`) and talks to it over a
 socket pair. The bridge process receives, validates and spools; this one runs the
 plugins, each worker reading the spool from its own cursor. Apart, no plugin's Python
 work takes the interpreter lock from the receiver, which boxes wait on for at most 0.5 s,
-and the plugins get a core of their own on a two-core machine.
+and the plugins get a core of their own on a two-core machine. Plugins that ask for it
+run in a second such process (`_validate_plugins`).
 
 What plugins see is the same `bridge` as ever: `announce()` spools through the bridge
 process, `known_devices()` and the core's part of `health()` come from it.

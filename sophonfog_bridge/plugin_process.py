@@ -1,10 +1,10 @@
-"""The bridge process's side of the plugin process: start it, keep it running, talk to it.
+"""The bridge process's side of the plugin processes: start each, keep it running, talk to it.
 
 `CoreBridge` is the bridge without plugins: sources, accept path, spool, the HTTP app.
 `PluginProcess` starts `plugin_main` with a socket pair for requests (`channel.py`) and
 one for the spool's bell, answers what the plugins ask (spool a door decision, the known
 devices, the core's health) and asks them for theirs (health, counts, their pages). If
-the plugin process dies it is started again; records wait in the spool meanwhile, and the
+a plugin process dies it is started again; records wait in the spool meanwhile, and the
 receiver answers boxes as ever.
 """
 
