@@ -97,13 +97,13 @@ class PluginProcess:
                     self._start_error = err
                     self._started.set()
                     return
-                log.exception("plugins: the plugin process failed to start")
+                log.exception("plugins: %s failed to start", self.name)
             first = False
             if self._stopping.is_set():
                 return
             if time.monotonic() - began > 60:
                 backoff = 1.0  # it ran a good while: this is not a crash loop
-            log.error("plugins: starting the plugin process again in %.0f s", backoff)
+            log.error("plugins: starting %s again in %.0f s", self.name, backoff)
             if self._stopping.wait(backoff):
                 return
             backoff = min(backoff * 2, RESTART_MAX_S)
@@ -138,7 +138,7 @@ class PluginProcess:
         bell.close()
         channel.close()
         if not self._stopping.is_set():
-            log.error("plugins: %s", self.down_reason)
+            log.error("plugins: %s: %s", self.name, self.down_reason)
 
     def _spawn(self) -> tuple[subprocess.Popen, Channel, Bell]:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -184,6 +184,13 @@ class PluginProcess:
         }
 
     @property
+    def name(self) -> str:
+        """How the logs name this process: the second one by its plugins."""
+        if self.only is None:
+            return "the plugin process"
+        return f"the process of {', '.join(self.only)}"
+
+    @property
     def pid(self) -> int | None:
         proc = self._proc
         return proc.pid if proc is not None else None
@@ -195,12 +202,12 @@ class PluginProcess:
             try:
                 channel.ask("stop", timeout=5)
             except (ChannelClosed, RemoteError, TimeoutError) as err:
-                log.warning("plugins: could not ask the plugin process to stop: %s", err)
+                log.warning("plugins: could not ask %s to stop: %s", self.name, err)
         if proc is not None:
             try:
                 proc.wait(STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
-                log.error("plugins: the plugin process did not stop; killing it")
+                log.error("plugins: %s did not stop; killing it", self.name)
                 proc.kill()
                 proc.wait()
         self._supervisor.join(5)

@@ -221,6 +221,7 @@ def test_snapshots_runs_in_a_second_plugin_process_that_starts_again_alone(
     again = wait_for(lambda: len(p := plugin_pids(bridge)) == 2 and p, what="two processes")
     assert first in again and second not in again
     wait_for(lambda: bridge.health()["status"] == "ok", what="/healthz ok again")
+    assert "the process of snapshots: the plugin process exited" in bridge.logs()
 
 
 def test_one_plugin_process_for_every_plugin_when_asked(bridge_factory, tmp_path):
