@@ -1,4 +1,4 @@
-"""Plugins in a process of their own: what holds when either process dies, and thread mode.
+"""Plugins in processes of their own: what holds when any process dies, and thread mode.
 
 A real bridge process; its plugin process is found as its child and killed for real.
 """
@@ -25,7 +25,7 @@ GATE = "AKOPKKKKK__192.168.1.101"
 
 
 def plugin_pids(bridge) -> list[int]:
-    """The bridge process's children: its plugin process."""
+    """The bridge process's children: its plugin processes."""
     pid = bridge.proc.pid
     found = []
     for task in os.listdir(f"/proc/{pid}/task"):
