@@ -58,12 +58,15 @@ class PluginBridge(Bridge):
         """
         configs = super()._validate_plugins(source)
         only = self._start.get("only")
-        split = only is None and self.config["second_plugin_process"]
-        for name in self.host.names():
-            if split and getattr(self.host.pm.get_plugin(name), "own_process", False):
-                self.apart.append(name)
-            if (name in self.apart) if only is None else (name not in only):
-                self.host.disable(name)
+        if only is None and self.config["second_plugin_process"]:
+            self.apart = [
+                name
+                for name in self.host.names()
+                if getattr(self.host.pm.get_plugin(name), "own_process", False)
+            ]
+        here = set(only) if only is not None else set(self.host.names()) - set(self.apart)
+        for name in set(self.host.names()) - here:
+            self.host.disable(name)
         return configs
 
     def _open_spool(self) -> SpoolView:

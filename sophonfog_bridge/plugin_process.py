@@ -277,17 +277,17 @@ class CoreBridge(Bridge):
         self.activity = NoWorkers()
         self.specs = dict(specs or {})
         self.log_level = log_level
-        self.plugins = PluginProcess(self, self.specs, log_level)
-        self.processes = [self.plugins]
+        self.processes = [PluginProcess(self, self.specs, log_level)]
         self._rings: dict[PluginProcess, Callable[[int], None]] = {}
 
     def _validate_plugins(self, source: str) -> dict[str, dict[str, Any]]:
         return {}  # the plugin process loads the plugins and checks their sections
 
     def start(self) -> None:
-        self.plugins.start()
-        if self.plugins.apart:
-            apart = PluginProcess(self, self.specs, self.log_level, only=self.plugins.apart)
+        first = self.processes[0]
+        first.start()
+        if first.apart:
+            apart = PluginProcess(self, self.specs, self.log_level, only=first.apart)
             self.processes.append(apart)
             apart.start()
         self.start_sources()
@@ -331,41 +331,46 @@ class CoreBridge(Bridge):
         self, private: bool = False, besides: PluginProcess | None = None
     ) -> dict[str, Any]:
         """Every plugin process's plugins (but those of `besides`, which asks)."""
-        parts = [self._health_of(p, private) for p in self.processes if p is not besides]
-        plugins = merge_plugins(*parts)
-        # Counted here, against this process's newest seq: the plugin process hears of
-        # a record only after it is spooled.
+
+        def down(reason: str) -> dict[str, Any]:
+            return {"enabled": True, "state": "error", "error": f"plugins: {reason}"}
+
+        parts = self._ask_each("health", {"private": private}, down, besides)
+        return self._with_backlogs(merge_plugins(*parts))
+
+    def plugin_stats(self) -> dict[str, dict[str, int]]:
+        stats: dict[str, dict[str, int]] = {}
+        for part in self._ask_each("stats", {}, lambda _reason: {}):
+            stats.update(part)
+        return self._with_backlogs(stats)
+
+    def _ask_each(
+        self,
+        kind: str,
+        args: dict[str, Any],
+        down: Callable[[str], dict[str, Any]],
+        besides: PluginProcess | None = None,
+    ) -> list[dict[str, Any]]:
+        """Each plugin process's answer; for one that cannot answer, `down(why)` a worker."""
+        parts = []
+        for process in self.processes:
+            if process is besides:
+                continue
+            try:
+                part, _ = process.ask(kind, args)
+            except (PluginsDown, RemoteError, TimeoutError) as err:
+                part = {name: down(str(err)) for name in process.workers}
+            parts.append(part)
+        return parts
+
+    def _with_backlogs(self, plugins: dict[str, Any]) -> dict[str, Any]:
+        # Counted here, against this process's newest seq: a plugin process hears of a
+        # record only after it is spooled.
         for name, entry in plugins.items():
             cursor = self.spool.cursors.get(name)
             if cursor is not None:
                 entry["backlog"] = self.spool.backlog(cursor)
         return plugins
-
-    @staticmethod
-    def _health_of(process: PluginProcess, private: bool) -> dict[str, Any]:
-        try:
-            plugins, _ = process.ask("health", {"private": private})
-        except (PluginsDown, RemoteError, TimeoutError) as err:
-            reason = str(err)
-            plugins = {
-                name: {"enabled": True, "state": "error", "error": f"plugins: {reason}"}
-                for name in process.workers
-            }
-        return plugins
-
-    def plugin_stats(self) -> dict[str, dict[str, int]]:
-        stats: dict[str, dict[str, int]] = {}
-        for process in self.processes:
-            try:
-                mine, _ = process.ask("stats")
-            except (PluginsDown, RemoteError, TimeoutError):
-                mine = {name: {} for name in process.workers}
-            stats.update(mine)
-        for name, entry in stats.items():
-            cursor = self.spool.cursors.get(name)
-            if cursor is not None:
-                entry["backlog"] = self.spool.backlog(cursor)
-        return stats
 
     def plugin_routes(self) -> list[tuple[str, str, Callable[..., Any]]]:
         return [
