@@ -15,11 +15,11 @@ import os
 import threading
 import time
 import warnings
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .event import MODELS
+from .sharedcache import SharedCache
 from .spool import Record, Spool
 
 if TYPE_CHECKING:
@@ -132,22 +132,17 @@ class ModelCache:
     """Records decoded once for every worker: the models are immutable, so they share them."""
 
     def __init__(self, size: int = 32):
-        self.size = size
-        self._lock = threading.Lock()
-        self._models: OrderedDict[int, Any] = OrderedDict()
+        self._models: SharedCache[int, Any] = SharedCache(size)
 
     def get(self, record: Record) -> Any:
-        with self._lock:
-            model = self._models.get(record.seq)
-        if model is None:
-            model = MODELS[record.kind].from_parts(record.meta, record.blobs)
-            for warning in getattr(model, "warnings", ())[len(record.meta.get("warnings", ())) :]:
-                log.warning("%s %s: %s", record.kind, _record_name(record), warning)
-            with self._lock:
-                self._models[record.seq] = model
-                while len(self._models) > self.size:
-                    self._models.popitem(last=False)
-        return model
+        return self._models.get(record.seq, lambda: _model(record))
+
+
+def _model(record: Record) -> Any:
+    model = MODELS[record.kind].from_parts(record.meta, record.blobs)
+    for warning in getattr(model, "warnings", ())[len(record.meta.get("warnings", ())) :]:
+        log.warning("%s %s: %s", record.kind, _record_name(record), warning)
+    return model
 
 
 class Worker(threading.Thread):

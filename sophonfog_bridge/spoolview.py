@@ -2,8 +2,9 @@
 
 Only the bridge process writes the spool. It tells this one the last seq after every
 append (the bell); a record is read only once the bell has named its seq, so a frame
-that is still being written is never mistaken for a corrupt one. Records read from disk
-are kept for a moment, so the other workers do not read the same photos again.
+that is still being written is never mistaken for a corrupt one. A record is read from
+disk once for the workers that want it together, and kept for a moment for those
+just behind.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import os
 import socket
 import struct
 import threading
+from collections.abc import Callable
 
+from .sharedcache import SharedCache
 from .spool import Record, Spool, SpoolFull
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,7 @@ class SpoolView(Spool):
         self.last_seq = last_seq
         self.boot_seq = boot_seq
         self._missing = missing
+        self._read_cache: SharedCache[int, Record] = SharedCache(READ_CACHE_RECORDS)
 
     def report_corrupt(self, segment: int, offset: int, first: int, last: int, name: str) -> None:
         """Found by a reader here, counted and logged once by the bridge process, which may
@@ -59,12 +63,9 @@ class SpoolView(Spool):
     def collect(self) -> int:
         return 0  # the bridge process, which writes the spool, also cleans it
 
-    def remember(self, record: Record) -> None:
-        """A record one worker read from disk, for the others that follow."""
-        with self._lock:
-            self._recent[record.seq] = record
-            while len(self._recent) > READ_CACHE_RECORDS:
-                self._recent.popitem(last=False)
+    def read_shared(self, seq: int, read: Callable[[int], Record | None]) -> Record | None:
+        """One worker reads record `seq` from disk; the others that want it get that copy."""
+        return self._read_cache.get(seq, lambda: read(seq))
 
     def _close_segment(self) -> None:
         pass  # nothing open for writing here

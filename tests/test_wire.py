@@ -366,6 +366,38 @@ def test_event_round_trips_through_spool_parts():
     assert again == event
 
 
+def test_a_spooled_event_is_built_as_its_constructor_would():
+    """Workers build models from spooled fields without the frozen __init__: the result
+    is the same object a constructor makes, typed alike and still frozen."""
+    event = parse_event(payload("v2r2"))
+    again = Event.from_parts(*event.to_parts())
+    made = Event(
+        **{
+            name: getattr(again, name)
+            for name in again.__dataclass_fields__
+            if not name.startswith("_") and name != "record_kind"
+        }
+    )
+    assert again == made and repr(again) == repr(made)
+    assert type(again.face_rect) is FaceRect and again.face_rect == event.face_rect
+    assert again.kind is EventKind.REALTIME and again.person_type is PersonType.EMPLOYEE
+    with pytest.raises(AttributeError):
+        again.identity_id = "someone else"  # type: ignore[misc]
+
+
+def test_an_older_record_gets_the_defaults_and_a_strange_one_is_refused():
+    event = parse_event(payload("v2r2"))
+    meta, blobs = event.to_parts()
+    older = {k: v for k, v in meta.items() if k not in ("face_attributes", "box_event_id")}
+    revived = Event.from_parts(older, blobs)
+    assert revived.face_attributes == {} and revived.box_event_id is None
+    assert revived.identity_id == event.identity_id
+    with pytest.raises(TypeError, match="mood"):
+        Event.from_parts({**meta, "mood": "happy"}, blobs)
+    with pytest.raises(ValueError, match="robot"):
+        Event.from_parts({**meta, "person_type": "robot"}, blobs)
+
+
 def test_box_status():
     status = parse_status(status_payload(devices=3))
     assert status.box == "AKOPKKKKK"
