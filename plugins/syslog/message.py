@@ -26,7 +26,11 @@ class Message:
 
 
 def one_line(value: object) -> str:
-    return _CONTROL.sub(" ", str(value)).strip()
+    text = str(value)
+    # Every character _CONTROL matches is unprintable: most values skip the regex.
+    if not text.isprintable():
+        text = _CONTROL.sub(" ", text)
+    return text.strip()
 
 
 def _params(pairs: Mapping[str, object]) -> tuple[tuple[str, str], ...]:
