@@ -327,3 +327,14 @@ def test_a_device_named_after_its_first_event_is_announced_again(mosquitto, brid
     assert json.loads(tap.on(topic)[-1].payload)["dev"]["name"] == "Gate 1"
     assert len(tap.on(topic)) == len(named) + 1
     tap.close()
+
+
+def test_gather_s_is_a_short_wait_and_zero_turns_it_off():
+    import pytest
+    import voluptuous as vol
+    from sophonfog_bridge.plugins.mqtt.config import CONFIG_SCHEMA
+
+    assert CONFIG_SCHEMA({})["gather_s"] == 0.05
+    assert CONFIG_SCHEMA({"gather_s": 0})["gather_s"] == 0
+    with pytest.raises(vol.Invalid, match="gather_s"):
+        CONFIG_SCHEMA({"gather_s": 5})

@@ -76,6 +76,7 @@ CONFIG_SCHEMA = vol.Schema(
         vol.Optional("reconnect_max_s", default=60): cv.Whole(1),
         vol.Optional("rediscovery_delay_s", default=5.0): cv.Seconds(),
         vol.Optional("state_interval_s", default=60.0): PositiveSeconds,
+        vol.Optional("gather_s", default=0.05): cv.Seconds(0, 1),
         vol.Optional("origin_url", default=DEFAULT_ORIGIN_URL): vol.All(str, vol.Length(min=1)),
     },
     extra=vol.PREVENT_EXTRA,
