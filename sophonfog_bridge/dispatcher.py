@@ -129,7 +129,8 @@ class NoWorkers(ReceiverActivity):
 
 
 class ModelCache:
-    """Records decoded once for every worker: the models are immutable, so they share them."""
+    """Models built once for the workers that take a record together: they are immutable,
+    so they share them (in a burst the workers are far apart, and each builds its own)."""
 
     def __init__(self, size: int = 32):
         self._models: SharedCache[int, Any] = SharedCache(size)

@@ -1,10 +1,10 @@
 """A small cache that makes each value once for the threads that want it together.
 
 Plugin workers at the head of the spool are woken together by one append and ask for the
-same record at the same moment. A plain "look, else make, then store" cache misses for
-every one of them (each looks before the first has stored), so each read the record
-from disk and decoded it again: measured at every worker reading and building every
-record at 40 events/s. Here the first asker makes the value while the others wait for it.
+same record at the same moment. With a plain "look, else make, then store" cache each
+may look before the first has stored, and read the record from disk and decode it again
+(counted at 40 events/s: the door's and mqtt's workers built 11 of 320 events twice).
+Here the first asker makes the value while the others wait for it.
 """
 
 from __future__ import annotations
