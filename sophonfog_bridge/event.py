@@ -242,7 +242,8 @@ class Event(_Model):
         if rect is not None:
             kwargs["face_rect"] = _construct(FaceRect, rect)
         warnings = list(kwargs.get("warnings", ()))
-        encoded, kwargs["encoded_images"] = kwargs.get("encoded_images", ()), ()
+        encoded = kwargs.get("encoded_images", ())
+        kwargs["encoded_images"] = ()  # decoded below: every field present, as spooled
         for name in encoded:
             try:
                 kwargs[name] = images.decode(kwargs[name])
