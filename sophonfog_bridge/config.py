@@ -63,6 +63,9 @@ HTTP_SCHEMA = vol.Schema(
         # Home Assistant's ingress proxy (172.30.32.2 in the add-on): in without the token.
         vol.Optional("ingress_gateways", default=list): [Cidr],
         vol.Optional("threads", default=8): Whole(1, 64),
+        # The boxes' posts have threads of their own (lanes.py); unset: 2, or `threads`
+        # with spool.fsync on.
+        vol.Optional("box_threads", default=None): vol.Any(None, Whole(1, 64)),
         vol.Optional("max_in_flight", default=64): Whole(1),
         vol.Optional("client_timeout_s", default=10): Positive,
         vol.Optional("realtime_paths", default=list): [RoutePath],

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 from waitress.server import create_server
 
 from .app import create_app
+from .lanes import Lanes
+from .sources.http import box_post_matcher
 
 if TYPE_CHECKING:
     from .bridge import Bridge
@@ -51,9 +53,9 @@ def serve(bridge: Bridge) -> None:
 def _server(bridge: Bridge, http: dict, limit: int):
     return create_server(
         create_app(bridge),
+        _dispatcher=Lanes(box_post_matcher(http), box_threads(bridge.config), http["threads"]),
         host=http["host"],
         port=http["port"],
-        threads=http["threads"],
         connection_limit=http["max_in_flight"],
         channel_timeout=http["client_timeout_s"],
         # waitress looks for idle connections only every cleanup_interval (30 s by
@@ -68,3 +70,12 @@ def _server(bridge: Bridge, http: dict, limit: int):
         recv_bytes=65536,
         clear_untrusted_proxy_headers=False,
     )
+
+
+def box_threads(config: dict) -> int:
+    """The boxes' lane (see lanes.py): 2 threads, or as many as the pages' with fsync on,
+    where they wait for the disk rather than for each other."""
+    chosen = config["http"]["box_threads"]
+    if chosen is not None:
+        return chosen
+    return config["http"]["threads"] if config["spool"]["fsync"] else 2

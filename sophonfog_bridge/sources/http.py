@@ -31,21 +31,43 @@ STATUS_PATHS = ("/DeviceStatus",)
 
 def add_receiver_routes(app: bottle.Bottle, bridge: Bridge, guard: Guard) -> None:
     """Mount every route a box posts to, with the token-in-path variant when one is set."""
-    http = bridge.config["http"]
     accept = AcceptPath(bridge)
-    routes = {
-        "realtime": (REALTIME_PATHS, http["realtime_paths"], lambda p: accept.event(p)),
-        "history": (HISTORY_PATHS, http["history_paths"], upload_handler(accept, "event")),
-        "status": (STATUS_PATHS, http["status_paths"], upload_handler(accept, "status")),
+    handlers = {
+        "realtime": lambda p: accept.event(p),
+        "history": upload_handler(accept, "event"),
+        "status": upload_handler(accept, "status"),
     }
     receiver = Receiver(bridge, guard)
-    for route, (paths, extra, handle) in routes.items():
-        view = receiver.view(route, handle)
-        for path in (*paths, *extra):
+    for route, paths in route_paths(bridge.config["http"]).items():
+        view = receiver.view(route, handlers[route])
+        for path in paths:
             app.route(path, "POST", view)
             if guard.token:
                 # A box can only be given a URL: let the secret be a path segment.
                 app.route("/<secret>" + path, "POST", view)
+
+
+def route_paths(http: dict[str, Any]) -> dict[str, tuple[str, ...]]:
+    """Each route's paths: the firmware's own and those the config adds."""
+    return {
+        "realtime": (*REALTIME_PATHS, *http["realtime_paths"]),
+        "history": (*HISTORY_PATHS, *http["history_paths"]),
+        "status": (*STATUS_PATHS, *http["status_paths"]),
+    }
+
+
+def box_post_matcher(http: dict[str, Any]) -> Callable[[str, str], bool]:
+    """Whether a request (method, path) is a box's post to one of the routes above, with
+    or without the token as its first segment: the server gives those their own threads."""
+    paths = frozenset(path for paths in route_paths(http).values() for path in paths)
+
+    def box_post(method: str, path: str) -> bool:
+        if method != "POST":
+            return False
+        cut = path.find("/", 1)
+        return path in paths or (cut > 0 and path[cut:] in paths)
+
+    return box_post
 
 
 def upload_handler(accept: AcceptPath, usual: str) -> Callable[[dict[str, Any]], Outcome]:
