@@ -11,6 +11,7 @@ from typing import Any
 
 LABELS = {
     "a_stock": "(a) stock receiver: Flask dev server, threaded",
+    "a_stock_after": "(a) again, right after the bridge's run",
     "b_bare": "(b) bottle on waitress, parse + answer",
     "c_logged": "(c) (b) + append body to a file",
     "bridge": "bridge, all plugins on",
@@ -39,12 +40,21 @@ def _check(ok: bool) -> str:
     return "yes" if ok else "**no**"
 
 
+def stock_rate(by_target: dict[str, Any]) -> float:
+    """The stock receiver's acks/s: the mean of its runs before and after the bridge's."""
+    runs = [by_target[k].rate for k in ("a_stock", "a_stock_after") if k in by_target]
+    return sum(runs) / len(runs)
+
+
 def table(results: Any) -> str:
     rows = [
         "| workload | target | events/s | ack p50 ms | ack p99 ms | errors |",
         "|---|---|---:|---:|---:|---:|",
     ]
-    ratios = ["| workload | bridge/(a) (≥ 1.2) | bridge/(b) | bridge/(c) |", "|---|---:|---:|---:|"]
+    ratios = [
+        "| workload | bridge/(a), mean of its two runs (≥ 1.2) | bridge/(b) | bridge/(c) |",
+        "|---|---:|---:|---:|",
+    ]
     for workload, by_target in results.ack.items():
         for key, label in LABELS.items():
             r = by_target.get(key)
@@ -54,7 +64,8 @@ def table(results: Any) -> str:
                     f"| {r.p99_ms:.1f} | {r.errors} |"
                 )
         bridge = by_target["bridge"].rate
-        a, b, c = (by_target[k].rate for k in ("a_stock", "b_bare", "c_logged"))
+        a = stock_rate(by_target)
+        b, c = (by_target[k].rate for k in ("b_bare", "c_logged"))
         ratios.append(f"| {workload} | {bridge / a:.2f} | {bridge / b:.2f} | {bridge / c:.2f} |")
     lat, mem = results.latency, results.memory
     normal = lat["ack_p99"]
@@ -63,8 +74,8 @@ def table(results: Any) -> str:
         "|---|---:|---|---|",
         *(
             f"| end to end, {workload}: events/s, POST → every plugin done | {rate:.0f} "
-            f"| ≥ 0.5 × stock ack ({0.5 * results.ack[workload]['a_stock'].rate:.0f}) "
-            f"| {_check(rate >= 0.5 * results.ack[workload]['a_stock'].rate)} |"
+            f"| ≥ 0.5 × stock ack ({0.5 * stock_rate(results.ack[workload]):.0f}) "
+            f"| {_check(rate >= 0.5 * stock_rate(results.ack[workload]))} |"
             for workload, rate in results.e2e.items()
         ),
         *(
@@ -112,7 +123,8 @@ Every figure below comes from the same run. Requests are realistic V2R2 events: 
 photo of ~50 KB or ~300 KB, a registered photo (~12 KB) and a face crop (~6 KB), base64
 in JSON, each with its own identity so no request is a duplicate. Ack throughput is `wrk`
 with {plan.connections} connections for {plan.seconds:g} s per target, each server with
-{8} threads where it has a thread setting. The bridge runs with these plugins on:
+{8} threads where it has a thread setting (the bridge: 8 for pages, and its default
+of 2 of their own for the boxes' posts). The bridge runs with these plugins on:
 {", ".join(results.plugins)} — snapshots to disk, syslog to a local UDP listener, MQTT
 to a local Mosquitto with Home Assistant discovery, one door mapped to a local HTTP relay
 (cooldown 0, so every event opens it) — and `spool.fsync: false` (the default: the answer
@@ -122,7 +134,9 @@ waits for the write into the page cache, which survives a crash of the bridge).
 
 ## How each figure is measured
 - **Ack throughput**: `wrk` for {plan.seconds:g} s against each target in turn; the Lua
-  script builds each body from a pre-generated event with a fresh `identity_id`.
+  script builds each body from a pre-generated event with a fresh `identity_id`. The
+  stock receiver runs first and again right after the bridge: the machine's pace drifts
+  over minutes, and the ratios (and the end-to-end target) use the mean of its two runs.
 - **End to end**: per workload, from the start of the bridge's `wrk` run until
   `/healthz` shows every plugin's backlog at 0 (the door's decisions included): events
   answered 200 / elapsed seconds, against half the stock receiver's ack rate for the
