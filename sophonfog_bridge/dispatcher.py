@@ -344,6 +344,8 @@ class Dispatcher:
         self._gc_stop.set()
         for worker in self.workers.values():
             worker.stop()
+        # A worker waiting for the next record would only see the stop at its timeout.
+        self.spool.wake_readers()
         deadline = time.monotonic() + timeout
         for worker in self.workers.values():
             worker.join(max(0.0, deadline - time.monotonic()))

@@ -611,6 +611,11 @@ class Spool:
     def reader(self, after_seq: int) -> Reader:
         return Reader(self, after_seq)
 
+    def wake_readers(self) -> None:
+        """Readers waiting for a record return now, with none (workers told to stop)."""
+        with self._appended:
+            self._appended.notify_all()
+
     def wait_for(self, seq: int, timeout: float) -> bool:
         """Block until a record with this seq exists (or the spool closes)."""
         with self._appended:

@@ -514,3 +514,23 @@ def test_reader_skips_a_corrupt_record_in_an_older_segment_without_spinning(tmp_
     # Another plugin's reader crosses the same spot: still counted once.
     assert [r.seq for r in read_all(again)] == got
     assert again.corrupt_records == 1
+
+
+def test_a_reader_waiting_for_a_record_is_woken_to_stop(tmp_path):
+    """Workers told to stop are woken from their wait for the next record (they would
+    otherwise notice only at its timeout, and every stop of the bridge waited that long)."""
+    spool = Spool(tmp_path)
+    fill(spool, 1)
+    found: list[bool] = []
+    waiter = threading.Thread(target=lambda: found.append(spool.wait_for(2, timeout=30)))
+    waiter.start()
+    # The waiter is inside wait_for once it holds the condition's lock and waits on it.
+    deadline = time.monotonic() + 10
+    while not spool._appended._waiters and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert spool._appended._waiters, "the reader never started waiting"
+    spool.wake_readers()
+    waiter.join(5)
+    assert not waiter.is_alive(), "the reader slept on to its 30 s timeout"
+    assert found == [False]
+    spool.close()
