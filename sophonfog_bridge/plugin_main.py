@@ -226,7 +226,8 @@ class PluginSide:
 
 def _plugin_app(routes: list[tuple[str, str, Any]]) -> bottle.Bottle:
     # A page that raises is logged here with its traceback and answered 500 there.
-    app = bottle.Bottle(catchall=False)
+    app = bottle.Bottle()
+    app.config["catchall"] = False  # bottle 0.13 warns at every start of the keyword form
     for method, path, callback in routes:
         app.route(path, method, callback)
     return app
