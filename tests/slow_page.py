@@ -2,6 +2,7 @@
 
 `GET /slow` notes each request it holds in `entered` (a line each), then answers once
 `release` exists (or after 20 s): people on a slow page, as many as the test opens.
+`GET /broken` raises.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class SlowPage:
 
     @hookimpl
     def register_routes(self):
-        return [("GET", "/slow", self.slow)]
+        return [("GET", "/slow", self.slow), ("GET", "/broken", self.broken)]
 
     def slow(self) -> str:
         with open(self.config["entered"], "a", encoding="utf-8") as handle:
@@ -37,3 +38,6 @@ class SlowPage:
         while not Path(self.config["release"]).exists() and time.monotonic() < deadline:
             time.sleep(0.02)
         return "done"
+
+    def broken(self) -> str:
+        raise RuntimeError("page broke on purpose")
