@@ -87,14 +87,3 @@ def test_the_boxes_lane_is_small_unless_it_waits_for_the_disk():
     assert lane({"threads": 12}, fsync=True) == 12
     assert lane({"box_threads": 5}, fsync=True) == 5
 
-
-def test_a_page_that_raises_is_answered_500_and_its_traceback_logged(bridge_factory, tmp_path):
-    slow = {"entered": str(tmp_path / "entered"), "release": str(tmp_path / "release")}
-    bridge = bridge_factory(
-        config(tmp_path, slow=slow), plugins={**RECORDER, "slow": "tests.slow_page:SlowPage"}
-    )
-    answer = requests.get(bridge.url + "/broken", timeout=10)
-    assert answer.status_code == 500
-    assert answer.json()["message"] == "plugin page failed"
-    wait_for(lambda: "page broke on purpose" in bridge.logs(), 10, what="the traceback logged")
-    assert "Traceback" in bridge.logs()

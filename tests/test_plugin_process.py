@@ -16,6 +16,8 @@ import requests
 
 from .conftest import ROOT, wait_for
 from .door_relay_helpers import RelayServer
+from .hostile_support import RECORDER
+from .hostile_support import config as recorder_config
 from .recorder import read_lines
 from .test_door_relay import config as door_config
 from .test_door_relay import decision_for, door, ip, payload, post
@@ -231,3 +233,15 @@ def test_one_plugin_process_for_every_plugin_when_asked(bridge_factory, tmp_path
     wait_for(lambda: photos(tmp_path) == 1, what="the photo saved")
     plugins = bridge.health()["plugins"]
     assert plugins["snapshots"]["enabled"] and plugins["snapshots"]["delivered"] == 1
+
+
+def test_a_page_that_raises_is_answered_500_and_its_traceback_logged(bridge_factory, tmp_path):
+    slow = {"entered": str(tmp_path / "entered"), "release": str(tmp_path / "release")}
+    bridge = bridge_factory(
+        recorder_config(tmp_path, slow=slow), plugins={**RECORDER, "slow": "tests.slow_page:SlowPage"}
+    )
+    answer = requests.get(bridge.url + "/broken", timeout=10)
+    assert answer.status_code == 500
+    assert answer.json()["message"] == "plugin page failed"
+    wait_for(lambda: "page broke on purpose" in bridge.logs(), 10, what="the traceback logged")
+    assert "Traceback" in bridge.logs()
