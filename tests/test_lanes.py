@@ -86,4 +86,3 @@ def test_the_boxes_lane_is_small_unless_it_waits_for_the_disk():
     assert lane({}, fsync=False) == 2
     assert lane({"threads": 12}, fsync=True) == 12
     assert lane({"box_threads": 5}, fsync=True) == 5
-

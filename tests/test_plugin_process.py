@@ -16,8 +16,6 @@ import requests
 
 from .conftest import ROOT, wait_for
 from .door_relay_helpers import RelayServer
-from .hostile_support import RECORDER
-from .hostile_support import config as recorder_config
 from .recorder import read_lines
 from .test_door_relay import config as door_config
 from .test_door_relay import decision_for, door, ip, payload, post
@@ -237,9 +235,9 @@ def test_one_plugin_process_for_every_plugin_when_asked(bridge_factory, tmp_path
 
 def test_a_page_that_raises_is_answered_500_and_its_traceback_logged(bridge_factory, tmp_path):
     slow = {"entered": str(tmp_path / "entered"), "release": str(tmp_path / "release")}
-    bridge = bridge_factory(
-        recorder_config(tmp_path, slow=slow), plugins={**RECORDER, "slow": "tests.slow_page:SlowPage"}
-    )
+    config = recorder_config(tmp_path)
+    config["plugins"]["slow"] = slow
+    bridge = bridge_factory(config, plugins={**RECORDER, "slow": "tests.slow_page:SlowPage"})
     answer = requests.get(bridge.url + "/broken", timeout=10)
     assert answer.status_code == 500
     assert answer.json()["message"] == "plugin page failed"
