@@ -183,9 +183,9 @@ class Worker(threading.Thread):
             while not self._stop_event.is_set():
                 record = reader.next(timeout=0)
                 if record is None:
-                    if self.gather_s:
-                        # Caught up: let records gather, so one wake-up serves several.
-                        self._stop_event.wait(self.gather_s)
+                    # Caught up: let records gather, so one wake-up serves several.
+                    if self.gather_s and self._stop_event.wait(self.gather_s):
+                        break  # told to stop meanwhile: not another wait for a record
                     record = reader.next(timeout=0.5)
                 if record is not None:
                     if self.activity is not None and not self.realtime:
