@@ -71,3 +71,27 @@ def test_a_realtime_plugin_never_lets_its_records_wait(tmp_path):
     finally:
         dispatcher.stop()
         spool.close()
+
+
+def test_a_worker_told_to_stop_while_gathering_waits_for_no_record(tmp_path):
+    """Stopped in its gather sleep, a worker stops there: it used to begin a fresh 0.5 s
+    wait for a record first, which every stop of a plugin process then sat through."""
+    spool = Spool(tmp_path)
+    looked, waits = threading.Event(), []
+    look = spool.wait_for
+
+    def watched(seq: int, timeout: float) -> bool:
+        if timeout > 0:
+            waits.append(timeout)
+        else:
+            looked.set()
+        return look(seq, timeout)
+
+    spool.wait_for = watched  # the real spool; only its waits are counted
+    dispatcher = Dispatcher(build_host({"timed": Timed(5.0)}, entry_points=False), spool, None)
+    dispatcher.start()
+    assert looked.wait(10), "the worker never looked for a record"
+    dispatcher.stop(timeout=10)
+    assert not dispatcher.workers["timed"].is_alive()
+    assert waits == [], "the worker waited for a record after it was told to stop"
+    spool.close()
