@@ -110,8 +110,9 @@ def _field_names(cls: type) -> tuple[str, ...]:
 
 
 @functools.cache
-def _field_set(cls: type) -> frozenset[str]:
-    return frozenset(_field_names(cls))
+def _settable_fields(cls: type) -> frozenset[str] | None:
+    """The fields `_construct` may set at once; None if `__post_init__` must run."""
+    return None if hasattr(cls, "__post_init__") else frozenset(_field_names(cls))
 
 
 @functools.cache
@@ -133,7 +134,7 @@ def _construct(cls: type, kwargs: dict[str, Any]) -> Any:
     at once, where the frozen `__init__` sets each through `object.__setattr__` (~8 µs
     an event). A record missing some (an older version's) or with unknown ones goes
     through `__init__`, which fills in the defaults or refuses."""
-    if kwargs.keys() != _field_set(cls) or hasattr(cls, "__post_init__"):
+    if kwargs.keys() != _settable_fields(cls):
         return cls(**kwargs)
     model = object.__new__(cls)
     model.__dict__.update(kwargs)
