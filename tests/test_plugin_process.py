@@ -42,6 +42,12 @@ def alive(pid: int) -> bool:
         return False
 
 
+def delivered(bridge, *names: str) -> list[int]:
+    """Each named plugin's delivered count, as /healthz reports it."""
+    plugins = bridge.health()["plugins"]
+    return [plugins[name]["delivered"] for name in names]
+
+
 def recorder_config(tmp: Path, **core) -> dict:
     return {
         **core,
@@ -199,6 +205,8 @@ def test_snapshots_runs_in_a_second_plugin_process_that_starts_again_alone(
     assert post(bridge, payload(identity_id="before")) is not None
     wait_for(lambda: photos(tmp_path) == 1, what="the photo saved")
     wait_for(lambda: "before" in recorded_ids(tmp_path), what="the event recorded")
+    # A hook's file is written before its worker counts the delivery.
+    wait_for(lambda: delivered(bridge, "snapshots", "recorder") == [1, 1], what="both counted")
     # Each plugin as the process running it says, here and to a plugin (the status page).
     for plugins in (
         bridge.health()["plugins"],
@@ -229,8 +237,8 @@ def test_one_plugin_process_for_every_plugin_when_asked(bridge_factory, tmp_path
     assert len(plugin_pids(bridge)) == 1
     assert post(bridge, payload(identity_id="one")) is not None
     wait_for(lambda: photos(tmp_path) == 1, what="the photo saved")
-    plugins = bridge.health()["plugins"]
-    assert plugins["snapshots"]["enabled"] and plugins["snapshots"]["delivered"] == 1
+    wait_for(lambda: delivered(bridge, "snapshots") == [1], what="the delivery counted")
+    assert bridge.health()["plugins"]["snapshots"]["enabled"]
 
 
 def test_a_page_that_raises_is_answered_500_and_its_traceback_logged(bridge_factory, tmp_path):
