@@ -65,8 +65,10 @@ def test_the_copy_is_made_on_first_request_saved_and_the_same_as_one_made_with_t
     assert photo.read_bytes() == SCENE_1080P
     annotated = annotated_of(photo)
     assert not annotated.exists()  # not made with the event
-    caption = json.loads(photo.with_name(photo.stem + "_annotated.json").read_text())
-    assert caption["photo"] == photo.name
+    # Its caption is a line in the folder's index, not a file of its own.
+    assert sorted(p.name for p in photo.parent.iterdir()) == [photo.name, "captions.jsonl"]
+    [caption] = [json.loads(x) for x in (photo.parent / "captions.jsonl").read_text().splitlines()]
+    assert caption["copy"] == annotated.name and caption["photo"] == photo.name
     assert caption["text"][0] == "小明 · employee · 92%"
     assert caption["rect"] == [100, 40, 200, 160]
 
@@ -102,7 +104,7 @@ def test_only_a_missing_annotated_copy_with_a_caption_is_made(bridge_factory, tm
     for wrong in (
         f"{folder}/{photo.stem}_face_annotated.jpg",  # no such photo, no caption
         f"{folder}/.{photo.stem}_annotated.jpg",
-        f"{folder}/{photo.stem}_annotated.json",  # the caption itself is never served
+        f"{folder}/captions.jsonl",  # the captions themselves are never served
         f"{folder}/..%2F{photo.parent.name}/{photo.stem}_annotated.jpg",
         f"{folder}/{photo.stem}_thumb_annotated.jpg",
     ):
@@ -137,3 +139,51 @@ def test_the_cleanup_removes_a_caption_with_its_photo(tmp_path):
         os.utime(folder / name, (old, old))
     removed, _, _ = retention.clean(tmp_path, retention.Policy(30, 0))
     assert removed == 3 and not (tmp_path / "2020-01-01").exists()
+
+
+def test_a_folders_captions_share_one_index_and_each_copy_is_made_from_its_own(
+    bridge_factory, tmp_path
+):
+    root = tmp_path / "snaps"
+    bridge = start(bridge_factory, tmp_path, "snaps")
+    names = ["小明", "Ana", "Bob"]
+    photos = [
+        saved(bridge, root, event_payload("v2r2", identity_name=n, scene=jpeg(320, 240, seed=i)))
+        for i, n in enumerate(names)
+    ]
+    folder = photos[0].parent
+    assert {p.parent for p in photos} == {folder}
+    # One file an event, and the folder's one index: no caption file beside each photo.
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [p.name for p in photos] + ["captions.jsonl"]
+    )
+    lines = (folder / "captions.jsonl").read_text(encoding="utf-8").splitlines()
+    found = [json.loads(x) for x in lines]
+    assert [(c["photo"], c["text"][0].split(" · ")[0]) for c in found] == [
+        (p.name, n) for p, n in zip(photos, names, strict=True)
+    ]
+    for photo in photos:
+        answer = get(bridge, root, annotated_of(photo))
+        assert answer.status_code == 200, photo.name
+        assert annotated_of(photo).read_bytes() == answer.content
+    # Each copy carries its own caption: three different pictures.
+    assert len({annotated_of(p).read_bytes() for p in photos}) == 3
+    assert bridge.stop() == 0
+
+
+def test_a_photo_saved_with_a_caption_file_of_its_own_still_gets_its_copy(bridge_factory, tmp_path):
+    """Photos saved by an older bridge have `<stem>_annotated.json` beside them."""
+    root = tmp_path / "snaps"
+    bridge = start(bridge_factory, tmp_path, "snaps")
+    folder = root / "2024-05-01" / "cam"
+    folder.mkdir(parents=True)
+    (folder / "081502_employee_x_3f2a9c1d.jpg").write_bytes(jpeg(320, 240, seed=9))
+    (folder / "081502_employee_x_3f2a9c1d_annotated.json").write_text(
+        json.dumps(
+            {"photo": "081502_employee_x_3f2a9c1d.jpg", "text": ["x", "y"], "rect": [1, 2, 30, 40]}
+        )
+    )
+    answer = get(bridge, root, folder / "081502_employee_x_3f2a9c1d_annotated.jpg")
+    assert answer.status_code == 200 and answer.headers["Content-Type"] == "image/jpeg"
+    assert (folder / "081502_employee_x_3f2a9c1d_annotated.jpg").read_bytes() == answer.content
+    assert bridge.stop() == 0

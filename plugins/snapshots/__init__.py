@@ -24,10 +24,11 @@ import voluptuous as vol
 
 from sophonfog_bridge import Event, RetryLater, hookimpl
 
-from . import images
+from . import captions, images
+from .captions import ANNOTATED
 from .config import CONFIG_SCHEMA
 from .fonts import FontSource
-from .later import ANNOTATED, Maker, caption_path, caption_record
+from .later import Maker
 from .names import device_folder, display_name, event_stem, inside_text, safe_component
 from .retention import Cleaner, Policy
 from .routes import photo_view
@@ -294,7 +295,7 @@ class SnapshotsPlugin:
         written = write.written
         if self.cleaner is not None:
             # One call (one lock) an event; the caption counts against the bound too.
-            self.cleaner.written(written + write.captions)
+            self.cleaner.written(written, write.captions)
         self.counts["events"] += 1
         self.counts["files"] += len(written)
         if written:
@@ -310,12 +311,12 @@ class SnapshotsPlugin:
         main_field: str,
         write: _Writer,
     ) -> None:
-        """The caption beside the photo; the copy itself is made when first asked for."""
+        """The caption in the folder's index; the copy itself is made when first asked for."""
         annotated = write.base + ANNOTATED
         rect = event.face_rect if main_field == "spot_pic" else None
-        target = caption_path(annotated)
-        atomic_write(target, caption_record(original, text, rect), write.mtime, self.durable)
-        write.captions.append(target)
+        folder, copy = os.path.split(annotated)
+        entry = captions.line(copy, os.path.basename(original), text, rect)
+        write.captions.append(captions.append(folder, entry, write.mtime, self.durable))
         if event.completes:
             # A completion's scene replaces the photo: a copy made from the old one goes.
             # (Any other event's photo is the one a copy was made from, if one was.)

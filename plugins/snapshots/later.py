@@ -1,16 +1,15 @@
 """Annotated copies made on first request rather than with every event.
 
 Drawing and encoding the annotated copy is most of the plugin's CPU for an event, and
-most photos are never opened. With `annotate_on: request`, saving an event writes the
-caption beside the photo in a small file (`<photo stem>_annotated.json`, never served); the
-first `GET /snapshots/..._annotated.jpg` makes the copy from the photo and that caption,
-saves it (dated like the photo, counted by the cleanup) and every later request is served
-that same file.
+most photos are never opened. With `annotate_on: request`, saving an event adds its
+caption to the folder's `captions.jsonl` (see captions.py; never served); the first
+`GET /snapshots/..._annotated.jpg` makes the copy from the photo and that caption, saves
+it (dated like the photo, counted by the cleanup) and every later request is served that
+same file.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Callable
@@ -19,31 +18,17 @@ from typing import Any
 
 from sophonfog_bridge import FaceRect
 
-from . import images
+from . import captions, images
+from .captions import ANNOTATED
 from .fonts import FontSource
 from .names import inside
 from .store import atomic_write
 
 log = logging.getLogger(__name__)
 
-ANNOTATED = "_annotated.jpg"
-CAPTION = "_annotated.json"
-
-
-def caption_path(annotated: str) -> str:
-    """The caption file beside the annotated copy it describes."""
-    return annotated[: -len(ANNOTATED)] + CAPTION
-
-
-def caption_record(photo: str, text: tuple[str, str], rect: FaceRect | None) -> bytes:
-    """What the copy needs that the photo does not hold: caption lines and face box."""
-    box = None if rect is None else [rect.left, rect.top, rect.right, rect.bottom]
-    name = os.path.basename(photo)
-    return json.dumps({"photo": name, "text": list(text), "rect": box}).encode()
-
 
 class Maker:
-    """Makes a missing annotated copy when it is asked for, from its caption file."""
+    """Makes a missing annotated copy when it is asked for, from its caption."""
 
     def __init__(
         self,
@@ -64,7 +49,9 @@ class Maker:
             return False
         try:
             target = inside(self.root, Path(requested))
-            found = json.loads(Path(caption_path(str(target))).read_bytes())
+            found = captions.find(str(target.parent), target.name)
+            if found is None:
+                return False  # no caption (not annotated, or removed): a plain 404
             photo = target.with_name(str(found["photo"]))
             if photo.parent != target.parent:
                 return False

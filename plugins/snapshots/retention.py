@@ -24,12 +24,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .captions import INDEX
 from .store import TMP_PREFIX
 
 log = logging.getLogger(__name__)
 
 DATED = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-# With the photos, the captions of annotated copies made on request (`*_annotated.json`).
+# With the photos, the captions of annotated copies made on request: each folder's
+# `captions.jsonl`, dated like its newest photo, and the `*_annotated.json` of before.
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".json"}
 STALE_TMP_S = 3600
 
@@ -66,9 +68,7 @@ def _photos(root: Path) -> list[_Photo]:
         for folder, _dirs, files in os.walk(day):
             for name in files:
                 path = Path(folder) / name
-                if Path(name).suffix.lower() not in PHOTO_SUFFIXES and not name.startswith(
-                    TMP_PREFIX
-                ):
+                if not _removable(name):
                     continue
                 try:
                     info = path.lstat()
@@ -76,6 +76,13 @@ def _photos(root: Path) -> list[_Photo]:
                     continue
                 found.append(_Photo(path, info.st_size, info.st_mtime, info.st_ctime_ns))
     return found
+
+
+def _removable(name: str) -> bool:
+    """A photo, a caption or a write's leftover: what the cleanup may remove."""
+    if name == INDEX or name.startswith(TMP_PREFIX):
+        return True
+    return os.path.splitext(name)[1].lower() in PHOTO_SUFFIXES
 
 
 def clean(root: Path, policy: Policy, now: float | None = None) -> tuple[int, int, int]:
@@ -154,6 +161,9 @@ class Ledger:
         # would free nothing and lose the photo a user looks for first.
         self._order: list[tuple[float, int, str]] = []
         self._added = itertools.count()
+        # Without tracking: the size each appended file (an index of captions) was
+        # counted at, so that only what it grew by is added.
+        self._appended: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self._photos)
@@ -162,18 +172,24 @@ class Ledger:
         """The photos a full pass kept, oldest first."""
         self.total = sum(p.size for p in photos)
         if not self.track:
+            self._appended = {str(p.path): p.size for p in photos if p.path.name == INDEX}
             return
         self._photos = {str(p.path): (p.size, p.mtime, next(self._added)) for p in photos}
         self._order = sorted((m, added, path) for path, (_s, m, added) in self._photos.items())
 
-    def add(self, path: str | os.PathLike[str]) -> None:
+    def add(self, path: str | os.PathLike[str], appended: bool = False) -> None:
+        """Count a file just written; `appended`: one that grows (an index of captions)."""
         name = os.fspath(path)
         try:
             info = os.lstat(name)
         except FileNotFoundError:
             return
         if not self.track:
-            self.total += info.st_size  # a photo written again counts twice until a pass
+            if appended:
+                self.total += info.st_size - self._appended.get(name, 0)
+                self._appended[name] = info.st_size
+            else:
+                self.total += info.st_size  # a photo written again counts twice until a pass
             return
         self._drop(name)  # a photo written again (an event delivered twice) counts once
         added = next(self._added)
@@ -229,12 +245,15 @@ class Cleaner(threading.Thread):
             self._wake.wait(self.interval_s)
             self._wake.clear()
 
-    def written(self, paths: list[str] | list[Path]) -> None:
-        """Count one event's new photos; past the size bound, remove the oldest now."""
+    def written(self, paths: list[str] | list[Path], appended: list[str] | None = None) -> None:
+        """Count one event's new photos and the files it `appended` to (its caption's
+        index); past the size bound, remove the oldest now."""
         bound = self.policy.max_total_bytes
         with self._lock:
             for path in paths:
                 self.ledger.add(path)
+            for path in appended or ():
+                self.ledger.add(path, appended=True)
             removed = 0
             while bound and self.ledger.total > bound:
                 photo = self.ledger.pop_oldest()
