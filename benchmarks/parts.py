@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -119,6 +120,26 @@ def tree(pid: int) -> list[int]:
                 continue
             todo.extend(int(c) for c in children)
     return found
+
+
+def file_creation_us(folder: Path, count: int = 300) -> float:
+    """CPU µs to create one small file in a fresh folder under `folder`.
+
+    Snapshots creates one file a photo, and what that costs depends on the disk far more
+    than on the bridge: on the machine the figures in docs/ come from, anything from
+    35 µs to over a millisecond of system time, from one folder and one hour to the next
+    (an ext4 on a shared virtual disk; 20 µs on tmpfs). A report says what it was where
+    it ran; `TMPDIR` moves the benchmark's work folder.
+    """
+    trial = Path(tempfile.mkdtemp(prefix="sfb-create-", dir=folder)) / "day" / "device"
+    trial.mkdir(parents=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    started = time.process_time()
+    for n in range(count):
+        os.close(os.open(trial / f"{n}.jpg", flags, 0o644))
+    spent = time.process_time() - started
+    shutil.rmtree(trial.parent.parent, ignore_errors=True)
+    return spent * 1e6 / count
 
 
 def cpu_s(pid: int) -> float:

@@ -175,6 +175,10 @@ def run(plan: Plan, out: Path | None, keep: bool = False) -> Results:
     )
     try:
         print(f"work folder {work}", file=sys.stderr)
+        rig.results.notes.append(
+            f"Creating a file in the work folder cost {parts.file_creation_us(work):.0f} µs "
+            "of CPU in this run (snapshots creates one a photo; see benchmarks/parts.py)."
+        )
         measure_baselines(work, plan, rig.results, rig.bodies)
         run_main_bridge(rig)
         run_sleepy_bridge(rig)

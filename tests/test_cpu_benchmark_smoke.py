@@ -31,6 +31,8 @@ def test_cpu_benchmark_prints_a_row_per_scene_with_ratios_to_the_stock_receiver(
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert re.match(r"^\d+\.\d ms$", cells[1]), row
         assert all(cell.match(c) for c in cells[2:]), row
+    # What creating a file cost where it ran: snapshots' photos depend on it.
+    assert re.search(r"^Creating a file in .* cost \d+ µs of CPU", done.stdout, re.M), done.stdout
 
 
 def test_repeated_rounds_print_the_median_and_the_range_of_the_ratios():

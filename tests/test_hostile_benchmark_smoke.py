@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -31,3 +32,4 @@ def test_benchmark_harness_runs_end_to_end_in_smoke_mode(tmp_path):
     for row in done_rows:
         for plugin in ("door_relay", "mqtt", "snapshots", "status", "syslog"):
             assert f" {plugin} " in row, row
+    assert re.search(r"^- Creating a file in the work folder cost \d+ µs of CPU", report, re.M)
