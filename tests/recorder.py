@@ -85,8 +85,10 @@ class Exploder:
 
 
 def read_lines(path) -> list[dict]:
+    """The lines written so far; a last one without its newline is still being written
+    (a long line reaches the file in pieces) and is left for the next look."""
     try:
         with open(path, encoding="utf-8") as handle:
-            return [json.loads(line) for line in handle if line.strip()]
+            return [json.loads(line) for line in handle if line.endswith("\n") and line.strip()]
     except FileNotFoundError:
         return []
