@@ -3,10 +3,10 @@
 A caption is what the copy needs that its photo does not hold (the caption lines, the
 face box). Each event's goes as one line to `captions.jsonl` in its photo's folder,
 rather than to a small file of its own beside the photo: creating a file is the costliest
-thing the plugin does for an event on many disks (a new inode: 0.9 ms of CPU a file on
-the test machine's ext4, where appending a line costs 2 µs), it wears an SD card's
-metadata blocks, and a caption beside every photo cluttered the folder for people
-browsing it. A line is found by the name of the copy it is for, and the last line for
+thing the plugin does for an event on many disks (a new inode: up to a millisecond of
+CPU on the test machine's ext4, where appending a line costs 2 µs), it wears an SD
+card's metadata blocks, and a caption beside every photo cluttered the folder for
+people browsing it. A line is found by the name of the copy it is for, and the last line for
 a copy is its caption (a completed event writes anew).
 
 The file's modification time is its newest photo's (the event's time, never older), so
