@@ -333,6 +333,11 @@ class Dispatcher:
             worker.start()
         self._gc.start()
 
+    def quiet_s(self) -> float:
+        """How long these workers go without looking for records: the shortest gather_s,
+        0 if one is realtime or gathers nothing (or there are none)."""
+        return min((w.gather_s for w in self.workers.values()), default=0.0)
+
     def _collect_loop(self) -> None:
         while not self._gc_stop.wait(5.0):
             try:

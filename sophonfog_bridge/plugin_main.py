@@ -170,8 +170,10 @@ class PluginSide:
     def _start(self, args: dict[str, Any]) -> dict[str, Any]:
         logging.getLogger().setLevel(args.get("log_level") or "INFO")
         bridge = PluginBridge(args, self.channel)
-        listen(self.bell_sock, bridge.spool)
         bridge.start()
+        # After the start, which sets the workers' pace; rings meanwhile wait in the socket.
+        quiet_s = bridge.dispatcher.quiet_s() if bridge.dispatcher else 0.0
+        listen(self.bell_sock, bridge.spool, quiet_s)
         self.bridge = bridge
         routes = bridge.plugin_routes()
         self.app = _plugin_app(routes)

@@ -14,6 +14,7 @@ import os
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable
 
 from .sharedcache import SharedCache
@@ -120,8 +121,16 @@ class Bell:
         self.sock.close()
 
 
-def listen(sock: socket.socket, view: SpoolView) -> threading.Thread:
-    """The plugin process's side: advance the view with every seq the bell rings."""
+def listen(sock: socket.socket, view: SpoolView, quiet_s: float = 0.0) -> threading.Thread:
+    """The plugin process's side: advance the view with every seq the bell rings.
+
+    `quiet_s` is how long this process's workers go without looking for records (the
+    shortest `gather_s`; 0 if a worker must see each record at once). Rings within it are
+    left to gather in the socket and taken together: a process of plugins that gather
+    (snapshots alone) was woken twice an event for nothing, an event and the door's
+    decision, measured ~0.15 ms of CPU an event at 40 events/s. The first ring after a
+    quiet spell still advances the view at once.
+    """
 
     def newest_waiting(first: int) -> int:
         # A burst rings many times: take them all, wake the readers once.
@@ -147,6 +156,8 @@ def listen(sock: socket.socket, view: SpoolView) -> threading.Thread:
                 view.advance(newest_waiting(SEQ.unpack(data)[0]))
             except OSError:
                 return
+            if quiet_s:
+                time.sleep(quiet_s)
 
     thread = threading.Thread(target=run, name="spool-bell", daemon=True)
     thread.start()

@@ -95,3 +95,18 @@ def test_a_worker_told_to_stop_while_gathering_waits_for_no_record(tmp_path):
     assert not dispatcher.workers["timed"].is_alive()
     assert waits == [], "the worker waited for a record after it was told to stop"
     spool.close()
+
+
+def test_a_dispatcher_is_as_quiet_as_its_most_eager_worker(tmp_path):
+    """A plugin process rings its workers no sooner than the first of them looks."""
+    spool = Spool(tmp_path)
+    try:
+        pair = {"slow": Timed(0.3), "slower": Timed(2.0)}
+        assert Dispatcher(build_host(pair, entry_points=False), spool, None).quiet_s() == 0.3
+        with_door = {**pair, "door": Timed(5.0, realtime=True)}
+        assert Dispatcher(build_host(with_door, entry_points=False), spool, None).quiet_s() == 0
+        eager = {**pair, "eager": Timed(0.0)}
+        assert Dispatcher(build_host(eager, entry_points=False), spool, None).quiet_s() == 0
+        assert Dispatcher(build_host({}, entry_points=False), spool, None).quiet_s() == 0
+    finally:
+        spool.close()
