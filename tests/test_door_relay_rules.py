@@ -215,7 +215,12 @@ def test_insecure_or_meaningless_configs_are_rejected(config, message):
 
 def test_defaults_are_the_safe_ones():
     cfg = CONFIG_SCHEMA(plugin())
-    assert CONFIG_SCHEMA({}) == {"enabled": False, "doors": [], "journal_keep_days": 30.0}
+    assert CONFIG_SCHEMA({}) == {
+        "enabled": False,
+        "doors": [],
+        "journal_keep_days": 30.0,
+        "announce_every_s": 0.1,
+    }
     door_cfg = cfg["doors"][0]
     assert door_cfg["person_types"] == ["employee"]
     assert door_cfg["device_types"] == ["gate", "access_control"]

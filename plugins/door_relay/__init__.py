@@ -67,7 +67,9 @@ class DoorRelayPlugin:
                 for warning in warnings_for(cfg):
                     log.warning("door %s: %s", cfg["name"], warning)
                 backend = build(cfg["backend"], bridge, user)
-                door = Door(cfg, backend, self.journal, bridge.announce_many)
+                door = Door(
+                    cfg, backend, self.journal, bridge.announce_many, config["announce_every_s"]
+                )
                 self.doors[door.name] = door
                 for device in cfg["devices"]:
                     self.by_device.setdefault(device, []).append(door)

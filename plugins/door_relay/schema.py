@@ -255,6 +255,7 @@ CONFIG_SCHEMA = vol.Schema(
                 vol.Optional("enabled", default=False): bool,
                 vol.Optional("doors", default=list): [DOOR],
                 vol.Optional("journal_keep_days", default=30.0): cv.Seconds(1, 3650),
+                vol.Optional("announce_every_s", default=0.1): cv.Seconds(0, 5),
             }
         ),
         _check_plugin,
