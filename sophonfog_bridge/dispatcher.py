@@ -170,6 +170,8 @@ class Worker(threading.Thread):
         self.bridge = bridge
         self.cursor = spool.cursor(name)
         self.stats = PluginStats(cursor=self.cursor.value)
+        self._caught_up = host.impl(name, "handle_caught_up")
+        self._owed = False  # a record went to the plugin since it last heard it caught up
         self.backoff_max = 30.0
         self._stop_event = threading.Event()
 
@@ -183,6 +185,7 @@ class Worker(threading.Thread):
             while not self._stop_event.is_set():
                 record = reader.next(timeout=0)
                 if record is None:
+                    self._tell_caught_up()
                     # Caught up: let records gather, so one wake-up serves several.
                     if self.gather_s and self._stop_event.wait(self.gather_s):
                         break  # told to stop meanwhile: not another wait for a record
@@ -214,10 +217,24 @@ class Worker(threading.Thread):
         impl = self.host.impl(self.plugin, hook) if hook else None
         if impl is not None:
             model = self.models.get(record)
+            self._owed = True
             if not self._call_until_done(impl, record, model):
                 return  # stopped while retrying: the record stays due
         self.cursor.commit(record.seq)
         self.stats.cursor = record.seq
+
+    def _tell_caught_up(self) -> None:
+        """`handle_caught_up`, once after records went to the plugin: work it batched
+        across them (snapshots' `latest` links) is finished here. Its failure is logged;
+        the records were delivered, their cursor has moved."""
+        if not self._owed or self._caught_up is None:
+            return
+        self._owed = False
+        kwargs = {"bridge": self.bridge}
+        try:
+            self._caught_up.function(*[kwargs[a] for a in self._caught_up.argnames])
+        except Exception:
+            log.exception("plugin %s failed in handle_caught_up", self.plugin)
 
     def _call_until_done(self, impl: Any, record: Record, model: Any) -> bool:
         """True once the record is done with (delivered or given up on)."""

@@ -49,6 +49,11 @@ def handle_door_decision(decision, delivery, bridge):
 
 
 @hookspec
+def handle_caught_up(bridge):
+    """Called once the plugin's worker has delivered every record so far: finish batched work."""
+
+
+@hookspec
 def register_routes(bridge):
     """Return (method, path, callback) tuples to add to the bridge's HTTP app."""
 

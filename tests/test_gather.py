@@ -110,3 +110,44 @@ def test_a_dispatcher_is_as_quiet_as_its_most_eager_worker(tmp_path):
         assert Dispatcher(build_host({}, entry_points=False), spool, None).quiet_s() == 0
     finally:
         spool.close()
+
+
+class Batching(Timed):
+    """Hears when its worker has caught up, and notes what it had been given by then."""
+
+    def __init__(self, gather_s: float, fail: bool = False):
+        super().__init__(gather_s)
+        self.fail = fail
+        self.caught_up: list[int] = []
+
+    @hookimpl
+    def handle_caught_up(self, bridge):
+        with self.lock:
+            self.caught_up.append(len(self.seen))
+        if self.fail:
+            raise RuntimeError("told to fail")
+
+
+def test_a_plugin_hears_once_it_has_caught_up_not_after_every_record(tmp_path):
+    plugin = Batching(gather_s=0.3)
+    spool = Spool(tmp_path)
+    dispatcher = Dispatcher(build_host({"batching": plugin}, entry_points=False), spool, None)
+    dispatcher.start()
+    try:
+        for n in range(30):
+            meta, blobs = parse_event(samples.event_payload("v2r2", identity_id=f"p{n}")).to_parts()
+            spool.append("event", meta, blobs)
+            time.sleep(0.02)  # a box's pace
+        wait_for(lambda: plugin.caught_up[-1:] == [30], 10, what="caught up after the last")
+    finally:
+        dispatcher.stop()
+        spool.close()
+    # Once a batch (each 0.3 s of records), not once a record, and never twice idle.
+    assert len(plugin.caught_up) <= 10, plugin.caught_up
+    assert plugin.caught_up == sorted(set(plugin.caught_up)), plugin.caught_up
+
+
+def test_a_failing_handle_caught_up_loses_no_record(tmp_path, caplog):
+    plugin = run(tmp_path, Batching(gather_s=0.05, fail=True), count=10, every_s=0.02)
+    assert [identity for _, identity in plugin.seen] == [f"p{n}" for n in range(10)]
+    assert "failed in handle_caught_up" in caplog.text

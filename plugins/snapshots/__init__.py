@@ -16,6 +16,7 @@ import errno
 import functools
 import logging
 import os
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,8 @@ WAIT_ERRNOS = {
 }
 # Free space comes back when the cleanup has run; the others when someone fixes them.
 FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+# While a backlog is worked through, the `latest` links still move this often.
+LINKS_AT_LEAST_EVERY_S = 1.0
 # A decode side meaning: no pixels, the photo is only checked (imaging.check).
 CHECK_ONLY = 0
 
@@ -77,6 +80,9 @@ class SnapshotsPlugin:
         self.maker: Maker | None = None
         # Each `latest` link's moment, looked at on disk once: only this worker moves them.
         self._latest: dict[str, float] = {}
+        # Links not moved yet, to the newest photo each (see `_update_latest`).
+        self._links_due: dict[str, tuple[str, float]] = {}
+        self._links_due_since: float | None = None
 
     # ---- hooks -------------------------------------------------------------------------
 
@@ -161,7 +167,12 @@ class SnapshotsPlugin:
         return health
 
     @hookimpl
+    def handle_caught_up(self) -> None:
+        self._move_links()
+
+    @hookimpl
     def shutdown(self) -> None:
+        self._move_links()
         if self.cleaner is not None:
             self.cleaner.stop()
             self.cleaner.join(5)
@@ -294,8 +305,10 @@ class SnapshotsPlugin:
     def _count(self, event: Event, write: _Writer) -> None:
         written = write.written
         if self.cleaner is not None:
-            # One call (one lock) an event; the caption counts against the bound too.
-            self.cleaner.written(written, write.captions)
+            # One call (one lock) an event; the caption counts against the bound too. A
+            # photo a `latest` link still shows would outlive its removal: the links move
+            # first (a bound that holds less than a batch of photos).
+            self.cleaner.written(written, write.captions, self._move_links)
         self.counts["events"] += 1
         self.counts["files"] += len(written)
         if written:
@@ -328,18 +341,39 @@ class SnapshotsPlugin:
             self.cleaner.written(paths)
 
     def _update_latest(self, event: Event, original: str, suffix: str, mtime: float) -> None:
+        """Point the device's `latest` links at this photo: once the worker has caught up
+        (or a second on), not for every photo.
+
+        A link is a hard link made beside it and renamed over it, two changes to the
+        folder (and to an SD card) each; a busy entrance sends several faces in each of
+        the worker's batches, and only the newest matters. After a crash a link may show
+        a photo up to a batch older; the photos themselves are all saved first.
+        """
         assert self.root is not None
         for target in _latest_names(self.root, event.device, event.person_type.value):
             link = target + suffix
             shown = self._latest.get(link)
             if shown is None:
                 shown = shown_moment(link)
-            # A late history event never replaces the photo of a later one. The link's
-            # folder is made only when missing (atomic_link retries).
+            # A late history event never replaces the photo of a later one.
             if shown <= mtime:
-                atomic_link(original, link, mtime, self.durable)
+                self._links_due[link] = (original, mtime)
                 shown = mtime
             self._latest[link] = shown
+        now = time.monotonic()
+        if self._links_due_since is None:
+            self._links_due_since = now
+        if now - self._links_due_since >= LINKS_AT_LEAST_EVERY_S:
+            self._move_links()  # a long catch-up still shows its newest photos
+
+    def _move_links(self) -> None:
+        due, self._links_due, self._links_due_since = self._links_due, {}, None
+        for link, (original, mtime) in due.items():
+            try:
+                # The link's folder is made only when missing (atomic_link retries).
+                atomic_link(original, link, mtime, self.durable)
+            except OSError as err:  # the photo went meanwhile (cleanup, a full disk)
+                log.warning("snapshots: cannot point %s at %s: %s", link, original, err)
 
 
 @functools.lru_cache(maxsize=64)

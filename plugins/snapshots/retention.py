@@ -21,6 +21,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -245,9 +246,15 @@ class Cleaner(threading.Thread):
             self._wake.wait(self.interval_s)
             self._wake.clear()
 
-    def written(self, paths: list[str] | list[Path], appended: list[str] | None = None) -> None:
+    def written(
+        self,
+        paths: list[str] | list[Path],
+        appended: list[str] | None = None,
+        before_removing: Callable[[], None] | None = None,
+    ) -> None:
         """Count one event's new photos and the files it `appended` to (its caption's
-        index); past the size bound, remove the oldest now."""
+        index); past the size bound, remove the oldest now, after `before_removing()`
+        (the `latest` links let go of what they still show)."""
         bound = self.policy.max_total_bytes
         with self._lock:
             for path in paths:
@@ -255,6 +262,8 @@ class Cleaner(threading.Thread):
             for path in appended or ():
                 self.ledger.add(path, appended=True)
             removed = 0
+            if before_removing is not None and bound and self.ledger.total > bound:
+                before_removing()
             while bound and self.ledger.total > bound:
                 photo = self.ledger.pop_oldest()
                 if photo is None:
