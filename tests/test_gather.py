@@ -3,9 +3,11 @@ again, so one wake-up serves several; a realtime plugin never waits."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 import time
+from collections.abc import Iterator
 
 from sophonfog_bridge import hookimpl, samples
 from sophonfog_bridge.dispatcher import Dispatcher
@@ -34,19 +36,30 @@ def bursts(times: list[float], apart_s: float = 0.005) -> int:
     return 1 + sum(1 for a, b in itertools.pairwise(times) if b - a > apart_s)
 
 
-def run(tmp_path, plugin: Timed, count: int, every_s: float) -> Timed:
+@contextlib.contextmanager
+def dispatching(tmp_path, plugins: dict) -> Iterator[Spool]:
+    """A real spool with a dispatcher's workers for `plugins` reading it."""
     spool = Spool(tmp_path)
-    dispatcher = Dispatcher(build_host({"timed": plugin}, entry_points=False), spool, None)
+    dispatcher = Dispatcher(build_host(plugins, entry_points=False), spool, None)
     dispatcher.start()
     try:
-        for n in range(count):
-            meta, blobs = parse_event(samples.event_payload("v2r2", identity_id=f"p{n}")).to_parts()
-            spool.append("event", meta, blobs)
-            time.sleep(every_s)
-        wait_for(lambda: len(plugin.seen) == count, 10, what="every record delivered")
+        yield spool
     finally:
         dispatcher.stop()
         spool.close()
+
+
+def append_event(spool: Spool, identity: str) -> None:
+    meta, blobs = parse_event(samples.event_payload("v2r2", identity_id=identity)).to_parts()
+    spool.append("event", meta, blobs)
+
+
+def run(tmp_path, plugin: Timed, count: int, every_s: float) -> Timed:
+    with dispatching(tmp_path, {"timed": plugin}) as spool:
+        for n in range(count):
+            append_event(spool, f"p{n}")
+            time.sleep(every_s)
+        wait_for(lambda: len(plugin.seen) == count, 10, what="every record delivered")
     return plugin
 
 
@@ -59,18 +72,11 @@ def test_records_gather_and_arrive_whole_and_in_order(tmp_path):
 
 def test_a_realtime_plugin_never_lets_its_records_wait(tmp_path):
     plugin = Timed(gather_s=5.0, realtime=True)
-    spool = Spool(tmp_path)
-    dispatcher = Dispatcher(build_host({"door": plugin}, entry_points=False), spool, None)
-    dispatcher.start()
-    try:
+    with dispatching(tmp_path, {"door": plugin}) as spool:
         for n in range(3):
-            meta, blobs = parse_event(samples.event_payload("v2r2", identity_id=f"r{n}")).to_parts()
-            spool.append("event", meta, blobs)
+            append_event(spool, f"r{n}")
             # Each within a second, where a 5 s gather would hold the second and third.
             wait_for(lambda n=n: len(plugin.seen) == n + 1, 1.0, what=f"record {n} at once")
-    finally:
-        dispatcher.stop()
-        spool.close()
 
 
 def test_a_worker_told_to_stop_while_gathering_waits_for_no_record(tmp_path):
@@ -130,18 +136,11 @@ class Batching(Timed):
 
 def test_a_plugin_hears_once_it_has_caught_up_not_after_every_record(tmp_path):
     plugin = Batching(gather_s=0.3)
-    spool = Spool(tmp_path)
-    dispatcher = Dispatcher(build_host({"batching": plugin}, entry_points=False), spool, None)
-    dispatcher.start()
-    try:
+    with dispatching(tmp_path, {"batching": plugin}) as spool:
         for n in range(30):
-            meta, blobs = parse_event(samples.event_payload("v2r2", identity_id=f"p{n}")).to_parts()
-            spool.append("event", meta, blobs)
+            append_event(spool, f"p{n}")
             time.sleep(0.02)  # a box's pace
         wait_for(lambda: plugin.caught_up[-1:] == [30], 10, what="caught up after the last")
-    finally:
-        dispatcher.stop()
-        spool.close()
     # Once a batch (each 0.3 s of records), not once a record, and never twice idle.
     assert len(plugin.caught_up) <= 10, plugin.caught_up
     assert plugin.caught_up == sorted(set(plugin.caught_up)), plugin.caught_up
