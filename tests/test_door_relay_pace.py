@@ -53,9 +53,15 @@ def test_decisions_that_keep_coming_go_out_together_and_no_pulse_waits(
         what="the lone decision, at once",
     )
     following = [post(bridge, payload()) for _ in range(3)]
-    # Each pulse at its event, not when the batch is due.
+    # Each pulse at its event, not when the batch is due; logged and counted as decided.
     wait_for(lambda: len(relay.seen()) == 4, WINDOW_S - 1.0, what="every pulse, at once")
+    wait_for(
+        lambda: all(f"[event {e}," in bridge.logs() for e in following),
+        WINDOW_S - 1.5,
+        what="each decision in the log when made",
+    )
     assert not [e for kind, e in spooled(tmp_path) if kind == "door_decision" and e != first]
+    assert bridge.health()["plugins"]["door_relay"]["doors"]["front_gate"]["opened"] == 4
     wait_for(lambda: len(spooled(tmp_path)) == 8, 15, what="every record")
     assert spooled(tmp_path) == [
         ("event", first),

@@ -164,7 +164,7 @@ class Door:
             if job is None:
                 return
             done: list[tuple[Job, DoorDecision]] = []
-            _add(done, job, self._decided(job))
+            self._add(done, job, self._decided(job))
             upcoming, stop = self._gather(done)
             self._report(done)
             if stop:
@@ -194,12 +194,12 @@ class Door:
             if job is None:
                 return None, True
             if wait > 0 or job.pulse is None:
-                _add(done, job, self._decided(job))
+                self._add(done, job, self._decided(job))
                 continue
             late = self._denied_late(job)
             if late is None:
                 return job, False
-            _add(done, job, late)
+            self._add(done, job, late)
         return None, False
 
     def _decided(self, job: Job) -> DoorDecision:
@@ -292,11 +292,17 @@ class Door:
         self.settle(job.claim, "unconfirmed")
         return _replace(job.decision, DecisionResult.ERROR, "unconfirmed", reason)
 
+    def _add(self, done: list[tuple[Job, DoorDecision]], job: Job, decision: DoorDecision) -> None:
+        """A decided job joins the batch. It is logged and counted now, and a remote press
+        waiting for it has it now: not when the batch goes out."""
+        done.append((job, decision))
+        self._note(decision)
+        if job.done is not None:
+            job.done.set_result(decision)
+
     def _report(self, done: list[tuple[Job, DoorDecision]]) -> None:
-        """Log and announce the decisions, in order; a pulse's journal entry is marked
-        announced once its decision is in the spool for the other plugins."""
-        for _, decision in done:
-            self._note(decision)
+        """Announce the decisions, in order; a pulse's journal entry is marked announced
+        once its decision is in the spool for the other plugins."""
         try:
             self.announce([decision for _, decision in done])
             announced = True
@@ -340,14 +346,6 @@ class Door:
             "queued": self._jobs.qsize(),
             "allow_remote_open": self.cfg["allow_remote_open"],
         }
-
-
-def _add(done: list[tuple[Job, DoorDecision]], job: Job, decision: DoorDecision) -> None:
-    """Add a decided job to the batch; a remote press waiting for its decision has it now,
-    not when the batch goes out."""
-    done.append((job, decision))
-    if job.done is not None:
-        job.done.set_result(decision)
 
 
 def _replace(
