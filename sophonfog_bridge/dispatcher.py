@@ -170,7 +170,6 @@ class Worker(threading.Thread):
         self.bridge = bridge
         self.cursor = spool.cursor(name)
         self.stats = PluginStats(cursor=self.cursor.value)
-        self._caught_up = host.impl(name, "handle_caught_up")
         self._owed = False  # a record went to the plugin since it last heard it caught up
         self.backoff_max = 30.0
         self._stop_event = threading.Event()
@@ -227,12 +226,11 @@ class Worker(threading.Thread):
         """`handle_caught_up`, once after records went to the plugin: work it batched
         across them (snapshots' `latest` links) is finished here. Its failure is logged;
         the records were delivered, their cursor has moved."""
-        if not self._owed or self._caught_up is None:
+        if not self._owed:
             return
         self._owed = False
-        kwargs = {"bridge": self.bridge}
         try:
-            self._caught_up.function(*[kwargs[a] for a in self._caught_up.argnames])
+            self.host.call_one(self.plugin, "handle_caught_up", bridge=self.bridge)
         except Exception:
             log.exception("plugin %s failed in handle_caught_up", self.plugin)
 
