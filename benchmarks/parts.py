@@ -156,6 +156,18 @@ def cpu_s(pid: int) -> float:
     return total * TICK_S
 
 
+def machine_s() -> dict[str, float]:
+    """The whole machine's CPU seconds so far, every core summed (/proc/stat): `busy`,
+    `steal` (what the hypervisor gave others: a shared VM's cores are not all ours) and
+    `all`. With the load generator and the broker on the same cores, whether a phase was
+    bound by CPU at all."""
+    with open("/proc/stat") as stat:
+        # user nice system idle iowait irq softirq steal (guest time is inside user)
+        ticks = [int(v) for v in stat.readline().split()[1:9]]
+    busy = ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6]
+    return {"busy": busy * TICK_S, "steal": ticks[7] * TICK_S, "all": sum(ticks) * TICK_S}
+
+
 def target(kind: str, workdir: Path, threads: int) -> Process:
     port = free_port()
     args = [sys.executable, "-m", "benchmarks.targets", kind, str(port), str(threads)]

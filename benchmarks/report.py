@@ -54,6 +54,27 @@ def _end_to_end_row(workload: str, rate: float, results: Any) -> str:
     )
 
 
+def _cpu_rows(workload: str, cpu: dict[str, float], stock: float) -> list[str]:
+    """Whether end to end was bound by CPU, and the most the cores allow at that CPU."""
+    if "bridge" not in cpu:
+        return []
+    spent = cpu["bridge"] + cpu["broker"]
+    stock_ms = [cpu[k] for k in ("a_stock", "a_stock_after") if k in cpu]
+    stock_ms_mean = sum(stock_ms) / max(1, len(stock_ms))
+    cores = os.cpu_count() or 1
+    ceiling = cores * 1000 / spent
+    return [
+        f"| end to end, {workload}: CPU an event, bridge (all its processes) + broker "
+        f"(stock receiver under `wrk`) | {cpu['bridge']:.1f} + {cpu['broker']:.1f} ms "
+        f"({stock_ms_mean:.1f} ms, {spent / stock_ms_mean:.1f}×) | | |",
+        f"| end to end, {workload}: the machine's {cores} cores, first POST → every plugin "
+        f"done | {cpu['machine_busy']:.0%} busy, {cpu['machine_steal']:.0%} taken by "
+        f"the host | | |",
+        f"| end to end, {workload}: at most, were every core the bridge's and the broker's "
+        f"all along | {ceiling:.0f} events/s ({ceiling / stock:.2f} × stock ack) | | |",
+    ]
+
+
 def table(results: Any) -> str:
     rows = [
         "| workload | target | events/s | ack p50 ms | ack p99 ms | errors |",
@@ -81,6 +102,13 @@ def table(results: Any) -> str:
         "| figure | value | target | met |",
         "|---|---:|---|---|",
         *(_end_to_end_row(workload, rate, results) for workload, rate in results.e2e.items()),
+        *(
+            row
+            for workload in results.e2e
+            for row in _cpu_rows(
+                workload, results.cpu.get(workload, {}), stock_rate(results.ack[workload])
+            )
+        ),
         *(
             f"| end to end, {workload}: each plugin done, s after the first POST "
             f"(`wrk` ran {results.plan.seconds:g} s) | "

@@ -48,6 +48,9 @@ class Results:
     e2e: dict[str, float] = field(default_factory=dict)
     # Per workload, seconds from the first POST until each plugin's backlog last reached 0.
     finished: dict[str, dict[str, float]] = field(default_factory=dict)
+    # Per workload: CPU ms an event of each target's processes under `wrk` (the bridge's
+    # until every plugin was done, with the broker's), and how busy the machine was then.
+    cpu: dict[str, dict[str, float]] = field(default_factory=dict)
     latency: dict[str, float] = field(default_factory=dict)
     memory: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -96,8 +99,13 @@ def measure_baselines(
         try:
             for workload, body in bodies.items():
                 script = body.wrk_files(work, f"{kind}-{workload.scene_bytes}")
-                results.ack.setdefault(workload.name, {})[label] = load.wrk(
+                before = parts.cpu_s(server.proc.pid)
+                result = load.wrk(
                     f"http://127.0.0.1:{server.port}", script, plan.seconds, plan.connections
+                )
+                results.ack.setdefault(workload.name, {})[label] = result
+                results.cpu.setdefault(workload.name, {})[label] = per_event_ms(
+                    parts.cpu_s(server.proc.pid) - before, result
                 )
         finally:
             server.stop()
@@ -220,12 +228,28 @@ def measure_throughput(rig: Rig, bridge: parts.Bridge) -> None:
     results = rig.results
     for workload, body in rig.bodies.items():
         script = body.wrk_files(rig.work, f"bridge-{workload.scene_bytes}")
+        cpu_before = parts.cpu_s(bridge.proc.pid), parts.cpu_s(rig.broker.proc.pid)
+        machine_before = parts.machine_s()
         began = time.monotonic()
         result = load.wrk(bridge.url, script, rig.plan.seconds, rig.plan.connections)
         results.ack[workload.name]["bridge"] = result
         results.finished[workload.name] = finish_times(bridge, began, 600)
         # Events, not spool records: the door's decisions are records too, not events.
         results.e2e[workload.name] = (result.requests - result.errors) / (time.monotonic() - began)
+        machine = parts.machine_s()
+        results.cpu.setdefault(workload.name, {}).update(
+            bridge=per_event_ms(parts.cpu_s(bridge.proc.pid) - cpu_before[0], result),
+            broker=per_event_ms(parts.cpu_s(rig.broker.proc.pid) - cpu_before[1], result),
+            **{
+                f"machine_{k}": (machine[k] - machine_before[k])
+                / (machine["all"] - machine_before["all"])
+                for k in ("busy", "steal")
+            },
+        )
+
+
+def per_event_ms(cpu_s: float, result: load.WrkResult) -> float:
+    return cpu_s * 1000 / max(1, result.requests - result.errors)
 
 
 def measure_steady(rig: Rig, bridge: parts.Bridge, tap: parts.Tap) -> None:
