@@ -172,8 +172,16 @@ waits for the write into the page cache, which survives a crash of the bridge).
   `/healthz` shows every plugin's backlog at 0 (the door's decisions included): events
   answered 200 / elapsed seconds, against half the stock receiver's ack rate for the
   same workload.
+- **CPU an event under `wrk`**: user + system time of each target's processes over its
+  `wrk` run, per request answered; for the bridge, of all its processes from the first
+  POST until every plugin was done, and the broker's beside it. The machine's cores
+  busy is `/proc/stat` over the same span (the load generator and the broker run on them
+  too). "At most" is what the cores allow at that CPU an event, were every core the
+  bridge's and the broker's all along: cores × 1000 / (bridge + broker ms), against the
+  stock receiver's ack rate. End to end falls short of it by `wrk`'s own share of the
+  cores, and by the seconds at the end when one plugin works alone.
 - **CPU and memory** are the bridge's whole process tree: the receiver and its plugin
-  process (RSS summed, so shared pages count twice).
+  processes (RSS summed, so shared pages count twice).
 - **Latency**: one connection posting {plan.rate:g} events/s for {plan.steady_s:g} s, as a
   box does; POST → MQTT is the time until a subscriber gets `<base>/<device>/event` with
   that event id; POST → relay matches the n-th relay request to the n-th event.

@@ -33,3 +33,11 @@ def test_benchmark_harness_runs_end_to_end_in_smoke_mode(tmp_path):
         for plugin in ("door_relay", "mqtt", "snapshots", "status", "syslog"):
             assert f" {plugin} " in row, row
     assert re.search(r"^- Creating a file in the work folder cost \d+ µs of CPU", report, re.M)
+    # ... and what it cost in CPU, how busy the machine was, and what its cores allow.
+    number = r"\d+\.\d"
+    cpu = re.findall(rf"CPU an event.*\| ({number}) \+ ({number}) ms \(({number}) ms", report)
+    assert len(cpu) == 2 and all(float(bridge) > 0 for bridge, _, _ in cpu), report
+    assert len(re.findall(r"cores, first POST .*\| \d+% busy, \d+% taken", report)) == 2, report
+    assert len(re.findall(r"at most, .*\| \d+ events/s \(\d\.\d\d × stock ack\)", report)) == 2, (
+        report
+    )
