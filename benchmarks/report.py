@@ -54,7 +54,7 @@ def _end_to_end_row(workload: str, rate: float, results: Any) -> str:
     )
 
 
-def _cpu_rows(workload: str, cpu: dict[str, float], stock: float) -> list[str]:
+def _cpu_rows(workload: str, cpu: dict[str, float], stock_ack: float) -> list[str]:
     """Whether end to end was bound by CPU, and the most the cores allow at that CPU."""
     if "bridge" not in cpu:
         return []
@@ -71,7 +71,7 @@ def _cpu_rows(workload: str, cpu: dict[str, float], stock: float) -> list[str]:
         f"done | {cpu['machine_busy']:.0%} busy, {cpu['machine_steal']:.0%} taken by "
         f"the host | | |",
         f"| end to end, {workload}: at most, were every core the bridge's and the broker's "
-        f"all along | {ceiling:.0f} events/s ({ceiling / stock:.2f} × stock ack) | | |",
+        f"all along | {ceiling:.0f} events/s ({ceiling / stock_ack:.2f} × stock ack) | | |",
     ]
 
 

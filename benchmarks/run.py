@@ -237,14 +237,12 @@ def measure_throughput(rig: Rig, bridge: parts.Bridge) -> None:
         # Events, not spool records: the door's decisions are records too, not events.
         results.e2e[workload.name] = (result.requests - result.errors) / (time.monotonic() - began)
         machine = parts.machine_s()
+        span = machine["all"] - machine_before["all"]
         results.cpu.setdefault(workload.name, {}).update(
             bridge=per_event_ms(parts.cpu_s(bridge.proc.pid) - cpu_before[0], result),
             broker=per_event_ms(parts.cpu_s(rig.broker.proc.pid) - cpu_before[1], result),
-            **{
-                f"machine_{k}": (machine[k] - machine_before[k])
-                / (machine["all"] - machine_before["all"])
-                for k in ("busy", "steal")
-            },
+            machine_busy=(machine["busy"] - machine_before["busy"]) / span,
+            machine_steal=(machine["steal"] - machine_before["steal"]) / span,
         )
 
 
